@@ -1,0 +1,104 @@
+"""A deterministic synthetic Instagram: users and posts in the profiles format.
+
+Likes follow the real data's shape: heavy-tailed followers, likes driven by
+followers and a per-user engagement rate, plus effects a model can learn
+beyond the user's median: weekday, hashtag appeal, mentions, a per-user
+trend over time, and a hidden post `quality`. Part of the quality shows in
+the post's `visual_class` (what later image and label generators draw),
+the rest is noise. Posts younger than ~2 days have not collected their likes
+yet, as in the real scrape.
+
+The latent variables go to `latent.csv` beside the profiles; no reader
+looks at it, tests and the image/label generators do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+N_VISUAL_CLASSES = 8
+SCRAPE = datetime(2017, 5, 1, tzinfo=timezone.utc)
+
+
+def params_key(n_users: int, min_posts: int, max_posts: int, seed: int) -> str:
+    raw = f"v1-{n_users}-{min_posts}-{max_posts}-{seed}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:10]
+
+
+def _atomic_write(path: Path, text: str):
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def generate(out_dir, n_users=300, min_posts=8, max_posts=40, seed=0) -> Path:
+    """Write the dataset under out_dir (once; a complete folder is reused)."""
+    out = Path(out_dir)
+    done = out / "COMPLETE"
+    if done.exists():
+        return out
+    rng = np.random.default_rng(seed)
+    (out / "profiles").mkdir(parents=True, exist_ok=True)
+
+    n_tags = 400
+    tag_pop = 1.0 / np.arange(1, n_tags + 1) ** 0.9  # Zipf-like use
+    tag_pop /= tag_pop.sum()
+    tag_appeal = rng.normal(0, 0.25, n_tags)
+    class_effect = np.linspace(-0.6, 0.6, N_VISUAL_CLASSES)
+    weekday_effect = np.array([-0.05, -0.08, -0.04, 0.0, 0.05, 0.15, 0.12])
+
+    latent = []
+    for u in range(n_users):
+        alias = f"user{u:04d}"
+        followers = int(np.clip(np.exp(rng.normal(8.5, 1.6)), 30, 990_000))
+        following = int(np.exp(rng.normal(6.0, 1.0)))
+        engagement = np.exp(rng.normal(np.log(0.05), 0.6))
+        trend = rng.normal(0.0, 0.0015)  # log-likes per day
+        tag_rate = rng.uniform(0, 12)
+        n_posts = int(rng.integers(min_posts, max_posts + 1))
+        span = rng.uniform(60, 400)
+        ages = np.sort(rng.uniform(0, span, n_posts))  # days before the scrape
+        posts = []
+        for i, age in enumerate(ages):
+            date = SCRAPE - timedelta(days=float(age), hours=float(rng.uniform(0, 1)))
+            quality = rng.normal()
+            visual = int(np.clip(np.round((quality + rng.normal(0, 0.5)) * 1.6 + 3.5), 0, 7))
+            k = int(rng.poisson(tag_rate))
+            tags = list(rng.choice(n_tags, size=min(k, 30), replace=False, p=tag_pop))
+            n_mentions = int(rng.poisson(0.6))
+            tag_effect = 0.35 * float(np.tanh(tag_appeal[tags].sum())) if tags else 0.0
+            log_likes = np.log(followers * engagement) + weekday_effect[date.weekday()] + tag_effect
+            log_likes += class_effect[visual] + 0.25 * quality - 0.06 * n_mentions
+            log_likes += -trend * age + rng.normal(0, 0.2)
+            maturity = 1 - np.exp(-age / 0.7)  # likes still arriving on young posts
+            likes = max(1, int(np.exp(log_likes) * maturity))
+            fname = f"{alias}_{i:03d}.jpg"
+            posts.append({
+                "url": f"https://example.invalid/p/{alias}/{i}",
+                "urlImage": f"https://example.invalid/img/{fname}",
+                "isVideo": False, "multipleImage": bool(rng.random() < 0.03),
+                "tags": [f"tag{t}" for t in tags],
+                "mentions": [f"@friend{int(m)}" for m in rng.integers(0, 50, n_mentions)],
+                "description": " ".join(["#" + f"tag{t}" for t in tags]) or "a post",
+                "localization": None,
+                "date": date.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "numberLikes": likes, "filename": fname,
+            })
+            latent.append({"alias": alias, "filename": fname,
+                           "quality": quality, "visual_class": visual})
+        profile = {
+            "alias": alias, "username": alias.title(), "numberPosts": n_posts + int(rng.integers(0, 300)),
+            "numberFollowers": followers, "numberFollowing": following, "private": False,
+            "posts": posts[::-1],  # newest first, as the scraper wrote them
+        }
+        _atomic_write(out / "profiles" / f"{alias}.json", json.dumps(profile))
+    pd.DataFrame(latent).to_csv(out / "latent.csv", index=False)
+    done.write_text("ok\n")
+    return out

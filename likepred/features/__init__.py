@@ -1,0 +1,94 @@
+"""Feature extractors, registered by name, and the FeatureSet that runs them.
+
+`conf/features/NAME.yaml` lists extractors by registered name with their
+settings. Every extractor is fitted on train rows only (scikit-learn's
+fit/transform boundary); `fit_transform` on the train rows may differ from
+`fit().transform()` where a train row must not see its own likes
+(leave-one-out), as scikit-learn's TargetEncoder does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from likepred.errors import ConfigError
+
+EXTRACTORS: dict[str, type] = {}
+
+
+def register(name: str):
+    def deco(cls):
+        EXTRACTORS[name] = cls
+        cls.name = name
+        return cls
+    return deco
+
+
+class Extractor:
+    """Base class. `block` names the model input the columns feed."""
+
+    block = "meta"
+    leaky = False  # True: sees likes of the rows it describes (study reproduction only)
+
+    def __init__(self, dataset=None, **params):
+        self.dataset = dataset
+        self.params = params
+
+    def fit(self, train: pd.DataFrame) -> "Extractor":
+        return self
+
+    def transform(self, posts: pd.DataFrame) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def fit_transform(self, train: pd.DataFrame) -> pd.DataFrame:
+        return self.fit(train).transform(train)
+
+
+class FeatureSet:
+    """Runs the configured extractors; output: {block: float32 array}, names per block."""
+
+    def __init__(self, extractors: list[Extractor]):
+        self.extractors = extractors
+
+    @property
+    def leaky(self) -> bool:
+        return any(e.leaky for e in self.extractors)
+
+    def _collect(self, frames):
+        blocks, names = {}, {}
+        for ex, frame in zip(self.extractors, frames):
+            blocks.setdefault(ex.block, []).append(frame)
+        out = {}
+        for block, parts in blocks.items():
+            frame = pd.concat([p.reset_index(drop=True) for p in parts], axis=1)
+            names[block] = list(frame.columns)
+            out[block] = frame.to_numpy(dtype=np.float32)
+        self.names_ = names
+        return out
+
+    def fit_transform(self, train: pd.DataFrame) -> dict:
+        return self._collect([e.fit_transform(train) for e in self.extractors])
+
+    def transform(self, posts: pd.DataFrame) -> dict:
+        return self._collect([e.transform(posts) for e in self.extractors])
+
+
+def build_features(cfg, dataset=None) -> FeatureSet:
+    """cfg: the `features` config node (`extractors: {name: {settings}}`)."""
+    from likepred.features import metadata  # noqa: F401  (registers the built-ins)
+
+    extractors = []
+    for name, params in (cfg.get("extractors") or {}).items():
+        if name not in EXTRACTORS:
+            raise ConfigError(
+                f"features.extractors.{name}: unknown extractor; known: {', '.join(sorted(EXTRACTORS))}"
+            )
+        params = dict(params or {})
+        try:
+            extractors.append(EXTRACTORS[name](dataset=dataset, **params))
+        except TypeError as e:
+            raise ConfigError(f"features.extractors.{name}: {e}") from None
+    if not extractors:
+        raise ConfigError("features.extractors is empty: list at least one extractor")
+    return FeatureSet(extractors)

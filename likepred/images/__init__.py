@@ -1,0 +1,1 @@
+"""Downloading and resizing post images."""

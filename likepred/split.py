@@ -1,0 +1,84 @@
+"""Train / val / test row positions, cut so that nothing leaks.
+
+The validation rows are cut the same way as the test rows (by time within
+each user for `chrono`, by whole users for `user`): a random validation
+split rewards memorising users during early stopping and model selection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from likepred.errors import ConfigError
+
+
+@dataclass
+class Split:
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    kind: str
+
+    def sizes(self) -> dict:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+
+def _chrono(posts, cfg, rng):
+    order = posts.assign(_pos=np.arange(len(posts))).sort_values(["alias", "date", "post_index"], kind="stable")
+    train, val, test = [], [], []
+    for _, g in order.groupby("alias", sort=False):
+        pos = g["_pos"].to_numpy()
+        n = len(pos)
+        n_test = int(np.floor(n * cfg.test_frac))
+        n_val = int(np.floor(n * cfg.val_frac))
+        if n - n_test - n_val < 1:  # too few posts to hold any out
+            n_test = n_val = 0
+        train.append(pos[: n - n_test - n_val])
+        val.append(pos[n - n_test - n_val: n - n_test])
+        test.append(pos[n - n_test:])
+    return train, val, test
+
+
+def _user(posts, cfg, rng):
+    users = np.array(sorted(posts["alias"].unique()))
+    rng.shuffle(users)
+    n_test = max(1, int(round(len(users) * cfg.test_frac)))
+    n_val = max(1, int(round(len(users) * cfg.val_frac)))
+    groups = (users[n_test + n_val:], users[n_test: n_test + n_val], users[:n_test])
+    alias = posts["alias"].to_numpy()
+    return [[np.flatnonzero(np.isin(alias, g))] for g in groups]
+
+
+def _random(posts, cfg, rng):
+    pos = rng.permutation(len(posts))
+    n_test = int(round(len(pos) * cfg.test_frac))
+    n_val = int(round(len(pos) * cfg.val_frac))
+    return [pos[n_test + n_val:]], [pos[n_test: n_test + n_val]], [pos[:n_test]]
+
+
+def _legacy(posts, cfg, rng):
+    # The study: file order, first rows train (its val: Keras' validation_split, the tail of train).
+    n = len(posts)
+    n_test = int(round(n * cfg.test_frac))
+    n_val = int(round(n * cfg.val_frac))
+    pos = np.arange(n)
+    return [pos[: n - n_test - n_val]], [pos[n - n_test - n_val: n - n_test]], [pos[n - n_test:]]
+
+
+SPLITS = {"chrono": _chrono, "user": _user, "random": _random, "legacy": _legacy}
+
+
+def make_split(posts: pd.DataFrame, cfg) -> Split:
+    if cfg.kind not in SPLITS:
+        raise ConfigError(f"split.kind={cfg.kind!r} is unknown; known: {', '.join(SPLITS)}")
+    if not (0 < cfg.test_frac < 1 and 0 <= cfg.val_frac < 1 and cfg.test_frac + cfg.val_frac < 1):
+        raise ConfigError("split.test_frac and split.val_frac must be fractions summing to less than 1")
+    rng = np.random.default_rng(cfg.seed)
+    parts = SPLITS[cfg.kind](posts, cfg, rng)
+    train, val, test = (np.sort(np.concatenate(p)).astype(np.int64) if len(p) else np.array([], np.int64) for p in parts)
+    if len(train) == 0 or len(test) == 0:
+        raise ConfigError(f"split={cfg.kind} left no train or no test rows ({len(posts)} posts); use more data")
+    return Split(train, val, test, cfg.kind)

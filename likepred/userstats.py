@@ -1,0 +1,92 @@
+"""Per-user statistics of likes, fitted on train rows only.
+
+Everything computed from likes (user mean/median, positivity's base, the
+baselines) comes from here, so there is one place that decides what a row
+may see. `loo_table` gives train rows their own leave-one-out view, so a
+train row's features mean what a test row's do. Users unseen in training
+(cold start) get estimates regressed on their profile counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+STATS = ["mean", "median", "log_mean", "log_std", "best_constant"]
+PROFILE = ["followers", "following", "posts_count"]
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], weights[order]
+    cum = np.cumsum(w)
+    return float(v[np.searchsorted(cum, cum[-1] / 2.0)])
+
+
+def best_constant(likes: np.ndarray) -> float:
+    """The constant with the least MAPE on `likes`: their 1/y-weighted median."""
+    return weighted_median(likes, 1.0 / likes)
+
+
+def _stats(likes: np.ndarray) -> dict:
+    logs = np.log(likes)
+    return {
+        "n": len(likes), "mean": likes.mean(), "median": float(np.median(likes)),
+        "log_mean": logs.mean(), "log_std": logs.std(ddof=1) if len(likes) > 1 else np.nan,
+        "best_constant": best_constant(likes),
+    }
+
+
+def _profile_matrix(frame: pd.DataFrame) -> np.ndarray:
+    x = np.log1p(frame[PROFILE].to_numpy(dtype=float))
+    return np.column_stack([np.ones(len(x)), x])
+
+
+class UserStats:
+    def fit(self, train: pd.DataFrame) -> "UserStats":
+        likes = train["likes"].to_numpy(dtype=float)
+        groups = train.groupby("alias", sort=False).indices
+        self.table_ = pd.DataFrame({a: _stats(likes[ix]) for a, ix in groups.items()}).T
+        self.table_ = self.table_.astype(float)
+        self._groups, self._likes = groups, likes
+        self.global_log_std_ = float(np.nanmedian(self.table_["log_std"])) if len(self.table_) else 1.0
+        self.table_["log_std"] = self.table_["log_std"].fillna(self.global_log_std_)
+        # Cold start: regress each log-stat on the user's log profile counts.
+        users = train.drop_duplicates("alias").set_index("alias").loc[self.table_.index]
+        X = _profile_matrix(users)
+        Y = np.log(self.table_[["mean", "median", "best_constant"]].to_numpy())
+        Y = np.column_stack([Y, self.table_["log_mean"].to_numpy()])
+        if len(X) >= X.shape[1] + 2:
+            self.coef_ = np.linalg.lstsq(X, Y, rcond=None)[0]
+        else:  # too few users to regress: the median user
+            self.coef_ = np.zeros((X.shape[1], Y.shape[1]))
+            self.coef_[0] = np.median(Y, axis=0) if len(Y) else np.log(1.0)
+        return self
+
+    def _cold(self, frame: pd.DataFrame) -> pd.DataFrame:
+        est = _profile_matrix(frame) @ self.coef_
+        return pd.DataFrame({
+            "n": 0.0, "mean": np.exp(est[:, 0]), "median": np.exp(est[:, 1]),
+            "best_constant": np.exp(est[:, 2]), "log_mean": est[:, 3],
+            "log_std": self.global_log_std_,
+        }, index=frame.index)
+
+    def table(self, posts: pd.DataFrame) -> pd.DataFrame:
+        """Stats of each row's user from all train rows (for rows not in train)."""
+        known = posts["alias"].isin(self.table_.index).to_numpy()
+        out = self._cold(posts)
+        if known.any():
+            out.loc[known, self.table_.columns] = self.table_.loc[posts["alias"][known]].to_numpy()
+        return out[["n"] + STATS]
+
+    def loo_table(self, train: pd.DataFrame) -> pd.DataFrame:
+        """Stats for the train rows the model was fitted on, each without itself."""
+        out = self._cold(train)
+        for _, ix in self._groups.items():
+            if len(ix) < 2:
+                continue
+            likes = self._likes[ix]
+            rows = [_stats(np.delete(likes, k)) for k in range(len(ix))]
+            out.iloc[ix, [out.columns.get_loc(c) for c in ["n"] + STATS]] = pd.DataFrame(rows)[["n"] + STATS].to_numpy()
+        out["log_std"] = out["log_std"].fillna(self.global_log_std_)
+        return out[["n"] + STATS]

@@ -1,0 +1,231 @@
+"""Downloader tests against a real local HTTP server."""
+
+import csv
+import io
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from likepred.errors import ConfigError
+from likepred.images.download import DownloadItem, download_images, items_from_posts
+
+SIZE = (16, 16)
+
+
+def _image_bytes(fmt, mode="RGB", size=(40, 30)):
+    img = Image.new(mode, size, (200, 30, 60, 255)[: len(mode)])
+    out = io.BytesIO()
+    img.save(out, fmt)
+    return out.getvalue()
+
+
+JPEG = _image_bytes("JPEG")
+PNG = _image_bytes("PNG", mode="RGBA")
+HTML = b"<html><body>Please log in</body></html>"
+
+
+class Server:
+    """Paths: /img/* JPEG, /png/* PNG, /missing 404, /flaky 500 then 200,
+    /down always 500, /html HTML sent as image/jpeg, /truncated half a JPEG,
+    /empty 0 bytes."""
+
+    def __init__(self):
+        self.hits = Counter()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                path = urlsplit(self.path).path
+                with server.lock:
+                    server.hits[path] += 1
+                    hits = server.hits[path]
+                kind = path.split("/")[1]
+                status, ctype, body = 200, "image/jpeg", JPEG
+                if kind == "png":
+                    ctype, body = "image/png", PNG
+                elif kind == "missing":
+                    status, ctype, body = 404, "text/html", b"not found"
+                elif kind == "flaky" and hits == 1 or kind == "down":
+                    status, ctype, body = 500, "text/html", b"oops"
+                elif kind == "html":
+                    body = HTML
+                elif kind == "truncated":
+                    body = JPEG[: len(JPEG) // 2]
+                elif kind == "empty":
+                    body = b""
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, path):
+        return self.base + path
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    thread = threading.Thread(target=s.httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+def _run(items, out_dir, **kw):
+    kw = {"size": SIZE, "workers": 4, "retries": 2, "backoff": 0, "timeout": 5, "progress": False} | kw
+    return download_images(items, out_dir, **kw)
+
+
+def _assert_jpeg(path, size=SIZE):
+    with Image.open(path) as img:
+        assert img.format == "JPEG"
+        assert img.mode == "RGB"
+        assert img.size == size
+        img.load()
+
+
+def test_downloads_resizes_and_records_failures(server, tmp_path):
+    out = tmp_path / "images"
+    items = [
+        DownloadItem(server.url("/img/a.jpg"), "a.jpg"),
+        DownloadItem(server.url("/png/b.png"), "b.png"),
+        DownloadItem(server.url("/flaky/c.jpg"), "c.jpg"),
+        DownloadItem(server.url("/missing/d.jpg"), "d.jpg"),
+        DownloadItem(server.url("/down/e.jpg"), "e.jpg"),
+        DownloadItem(server.url("/html/f.jpg"), "f.jpg"),
+        DownloadItem(server.url("/truncated/g.jpg"), "g.jpg"),
+        DownloadItem(server.url("/empty/h.jpg"), "h.jpg"),
+    ]
+    report = _run(items, out, failures_csv=tmp_path / "failures.csv")
+
+    assert (report.ok, report.skipped, report.failed) == (3, 0, 5)
+    for name in ("a.jpg", "b.png", "c.jpg"):
+        _assert_jpeg(out / name)
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png", "c.jpg"]  # no partial/temp files
+
+    assert server.hits["/flaky/c.jpg"] == 2  # 500 then retried
+    assert server.hits["/missing/d.jpg"] == 1  # 404 is never retried
+    assert server.hits["/down/e.jpg"] == 3  # 1 + retries
+    assert server.hits["/html/f.jpg"] == 1  # bad bodies are not retried
+
+    reasons = {fn: reason for _, fn, reason in report.failures}
+    assert reasons["d.jpg"] == "HTTP 404"
+    assert reasons["e.jpg"].startswith("HTTP 500")
+    assert reasons["f.jpg"].startswith("not an image")
+    assert "truncated" in reasons["g.jpg"]
+    assert reasons["h.jpg"].startswith("empty response")
+
+    with open(tmp_path / "failures.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["filename"] for r in rows] == ["d.jpg", "e.jpg", "f.jpg", "g.jpg", "h.jpg"]
+    assert rows[0] == {"url": server.url("/missing/d.jpg"), "filename": "d.jpg", "reason": "HTTP 404"}
+    assert "3 downloaded, 0 skipped" in report.summary() and "5 failed" in report.summary()
+
+
+def test_second_run_skips_complete_files_without_requests(server, tmp_path):
+    items = [DownloadItem(server.url(f"/img/{i}.jpg"), f"{i}.jpg") for i in range(5)]
+    items.append(DownloadItem(server.url("/missing/x.jpg"), "x.jpg"))
+    first = _run(items, tmp_path)
+    assert (first.ok, first.skipped, first.failed) == (5, 0, 1)
+    hits_after_first = dict(server.hits)
+
+    second = _run(items, tmp_path)
+    assert (second.ok, second.skipped, second.failed) == (0, 5, 1)
+    assert server.hits["/img/0.jpg"] == hits_after_first["/img/0.jpg"] == 1
+    assert server.hits["/missing/x.jpg"] == 2  # failures are tried again
+
+    # A different size makes the files incomplete again.
+    third = _run(items[:1], tmp_path, size=(8, 8))
+    assert third.ok == 1
+    _assert_jpeg(tmp_path / "0.jpg", size=(8, 8))
+
+
+def test_resume_after_interruption(server, tmp_path):
+    (tmp_path / ".a.jpg.k3j2x9_q.part").write_bytes(JPEG[:100])  # temp file of a killed run
+    right_size = io.BytesIO()
+    Image.effect_noise(SIZE, 80).convert("RGB").save(right_size, "JPEG")
+    (tmp_path / "b.jpg").write_bytes(right_size.getvalue()[:-60])  # cut short under the final name
+    (tmp_path / "c.jpg").write_bytes(_image_bytes("JPEG", size=(10, 10)))  # valid, wrong size
+    (tmp_path / "d.jpg").write_bytes(b"")
+    items = [DownloadItem(server.url(f"/img/{n}"), n) for n in ("a.jpg", "b.jpg", "c.jpg", "d.jpg")]
+
+    report = _run(items, tmp_path)
+    assert (report.ok, report.skipped, report.failed) == (4, 0, 0)
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        _assert_jpeg(tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+
+
+def test_size_none_keeps_original_size(server, tmp_path):
+    report = _run([DownloadItem(server.url("/png/p.png"), "p.png")], tmp_path, size=None)
+    assert report.ok == 1
+    _assert_jpeg(tmp_path / "p.png", size=(40, 30))
+
+
+def test_bad_arguments_are_config_errors(tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(ConfigError, match="image directory"):
+        download_images([], not_a_dir / "images", progress=False)
+    with pytest.raises(ConfigError, match="size"):
+        download_images([], tmp_path, size=(0, 16), progress=False)
+    with pytest.raises(ConfigError, match="workers"):
+        download_images([], tmp_path, workers=0, progress=False)
+
+
+def test_unsupported_scheme_is_a_failure(tmp_path):
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(JPEG)
+    report = _run([DownloadItem(secret.as_uri(), "s.jpg")], tmp_path / "out")
+    assert report.failed == 1 and "scheme" in report.failures[0][2]
+    assert not (tmp_path / "out" / "s.jpg").exists()
+
+
+def test_items_from_posts():
+    posts = pd.DataFrame(
+        {
+            "url_image": [
+                "https://cdn.example/x/one.jpg?sig=abc",
+                "https://cdn.example/x/two.jpg",
+                ["https://cdn.example/m/1.jpg?a=1", "https://cdn.example/m/2.jpg"],
+                ["https://cdn.example/n/1.jpg", "https://cdn.example/n/2.jpg"],
+                np.array(["https://cdn.example/k/k1.jpg", ""], dtype=object),
+                "",
+                "https://cdn.example/dup/one.jpg",
+            ],
+            "image": [
+                None,
+                "named.jpg",
+                ["p3_a.jpg", "p3_b.jpg"],
+                ["only_one.jpg"],  # length mismatch: names from URLs
+                float("nan"),
+                "ignored.jpg",
+                np.nan,
+            ],
+        }
+    )
+    items = items_from_posts(posts)
+    assert [(i.url.split("/", 3)[3], i.filename) for i in items] == [
+        ("x/one.jpg?sig=abc", "one.jpg"),
+        ("x/two.jpg", "named.jpg"),
+        ("m/1.jpg?a=1", "p3_a.jpg"),
+        ("m/2.jpg", "p3_b.jpg"),
+        ("n/1.jpg", "1.jpg"),
+        ("n/2.jpg", "2.jpg"),
+        ("k/k1.jpg", "k1.jpg"),
+    ]
