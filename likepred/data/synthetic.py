@@ -28,7 +28,7 @@ SCRAPE = datetime(2017, 5, 1, tzinfo=timezone.utc)
 
 
 def params_key(n_users: int, min_posts: int, max_posts: int, seed: int) -> str:
-    raw = f"v1-{n_users}-{min_posts}-{max_posts}-{seed}"
+    raw = f"v2-{n_users}-{min_posts}-{max_posts}-{seed}"
     return hashlib.sha1(raw.encode()).hexdigest()[:10]
 
 
@@ -52,7 +52,7 @@ def generate(out_dir, n_users=300, min_posts=8, max_posts=40, seed=0) -> Path:
     tag_pop /= tag_pop.sum()
     tag_appeal = rng.normal(0, 0.25, n_tags)
     class_effect = np.linspace(-0.6, 0.6, N_VISUAL_CLASSES)
-    weekday_effect = np.array([-0.05, -0.08, -0.04, 0.0, 0.05, 0.15, 0.12])
+    weekday_effect = np.array([-0.1, -0.15, -0.08, 0.0, 0.08, 0.25, 0.2])
 
     latent = []
     for u in range(n_users):
@@ -73,7 +73,9 @@ def generate(out_dir, n_users=300, min_posts=8, max_posts=40, seed=0) -> Path:
             k = int(rng.poisson(tag_rate))
             tags = list(rng.choice(n_tags, size=min(k, 30), replace=False, p=tag_pop))
             n_mentions = int(rng.poisson(0.6))
-            tag_effect = 0.35 * float(np.tanh(tag_appeal[tags].sum())) if tags else 0.0
+            # Popular tags bring reach (learnable from the hashtag score); appeal is hidden.
+            n_popular = sum(1 for t in tags if t < 40)
+            tag_effect = 0.08 * n_popular + (0.2 * float(np.tanh(tag_appeal[tags].sum())) if tags else 0.0)
             log_likes = np.log(followers * engagement) + weekday_effect[date.weekday()] + tag_effect
             log_likes += class_effect[visual] + 0.25 * quality - 0.06 * n_mentions
             log_likes += -trend * age + rng.normal(0, 0.2)

@@ -1,0 +1,14 @@
+"""`python -m likepred [overrides]`: see `--help`."""
+
+import hydra
+
+from likepred.app import run_job
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg):
+    return run_job(cfg)
+
+
+if __name__ == "__main__":
+    main()

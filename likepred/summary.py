@@ -1,0 +1,26 @@
+"""The table printed at the end of each run."""
+
+ROWS = [
+    ("MAPE %", "test_mape"),
+    ("  baseline user mean", "baseline_user_mean_mape"),
+    ("  baseline best constant", "baseline_best_constant_mape"),
+    ("MdAPE %", "test_mdape"),
+    ("RMSE log", "test_rmse_log"),
+    ("Spearman", "test_spearman"),
+    ("Spearman within user", "test_spearman_within_user"),
+]
+
+
+def _fmt(v):
+    return "-" if v is None or v != v else f"{v:8.3f}" if abs(v) < 10 else f"{v:8.2f}"
+
+
+def format_summary(title: str, metrics: dict, sizes: dict, run_id=None, uri=None) -> str:
+    lines = [title, "rows: " + ", ".join(f"{k} {v}" for k, v in sizes.items()), ""]
+    lines.append(f"{'metric':26}{'all':>10}{'mature':>10}")
+    for label, key in ROWS:
+        lines.append(f"{label:26}{_fmt(metrics.get(key)):>10}{_fmt(metrics.get(key + '_mature')):>10}")
+    lines.append(f"{'mape_vs_baseline':26}{_fmt(metrics.get('mape_vs_baseline')):>10}   (negative: better than user mean)")
+    if run_id:
+        lines.append(f"\nMLflow run {run_id}: mlflow ui --backend-store-uri {uri}")
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""What a model learns to predict, with the inverse back to likes.
+
+Every metric is reported on likes, so each target carries its inverse.
+`positivity` (the study's likes / user mean) takes the user mean from train
+rows only; unseen users get the cold-start estimate from `UserStats`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from likepred.errors import ConfigError
+from likepred.userstats import UserStats
+
+
+class Likes:
+    def fit(self, train):
+        return self
+
+    def transform(self, posts):
+        return posts["likes"].to_numpy(dtype=np.float32)
+
+    def inverse(self, y, posts):
+        return np.asarray(y, dtype=float)
+
+
+class LogLikes(Likes):
+    def transform(self, posts):
+        return np.log(posts["likes"].to_numpy(dtype=np.float32))
+
+    def inverse(self, y, posts):
+        return np.exp(np.asarray(y, dtype=float))
+
+
+class Positivity(Likes):
+    def fit(self, train):
+        self.stats_ = UserStats().fit(train)
+        return self
+
+    def base(self, posts):
+        return self.stats_.table(posts)["mean"].to_numpy(dtype=float)
+
+    def transform(self, posts):
+        return (posts["likes"].to_numpy(dtype=float) / self.base(posts)).astype(np.float32)
+
+    def inverse(self, y, posts):
+        return np.asarray(y, dtype=float) * self.base(posts)
+
+
+TARGETS = {"likes": Likes, "log_likes": LogLikes, "positivity": Positivity}
+
+
+def build_target(cfg):
+    if cfg.name not in TARGETS:
+        raise ConfigError(f"target={cfg.name!r} is unknown; known: {', '.join(TARGETS)}")
+    return TARGETS[cfg.name]()
