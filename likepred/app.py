@@ -45,18 +45,44 @@ def train(cfg: DictConfig) -> dict:
         model.fit(train_d, val_d, on_epoch=run.log_epoch)
         metrics, predictions = evaluate(model, pipeline, train_d, val_d, test_d, data.scrape_date,
                                         cfg.evaluate.mature_days)
-        run.log_results(metrics, predictions, model, cfg, predicted_vs_actual)
+        run.log_results(metrics, predictions, model, cfg, predicted_vs_actual, pipeline, train_d, val_d)
+        run.log_extras(features.reports(train=rows(split.train), test=rows(split.test)), features.write_artifacts)
     title = f"likepred {run_name(cfg)} on {data.source} data" + (" [LEAKY: study reproduction]" if features.leaky else "")
     print(format_summary(title, metrics, split.sizes(), run.run_id, cfg.tracking.uri), flush=True)
     return metrics
 
 
 def run_job(cfg: DictConfig):
-    """Hydra's task: train, return the optimised metric; errors for people, not tracebacks."""
+    """Hydra's task: train inside the job's MLflow run; return the optimised metric.
+
+    The one owner of failure handling. In a sweep a failing job ends its run FAILED (error tag,
+    traceback artifact) and returns None, so the other jobs go on, Optuna records the trial as
+    failed, and the sweep exits 1 at its end naming the job. A finished job with the same config
+    is skipped (resume). Alone, a LikepredError is one line for people, not a traceback.
+    """
+    from likepred.sweep import check_optimized_metric, current_job, prepare_job, reuse_finished
+    from likepred.tracking import job_run
+
+    job = current_job()
     try:
-        metrics = train(cfg)
+        if job is not None:
+            prepare_job(cfg, job)
+            done, value = reuse_finished(cfg, job)
+            if done:
+                return value
+        with job_run(cfg, job):
+            check_optimized_metric(cfg)
+            metrics = train(cfg)
     except LikepredError as e:
         log.error("%s", e)
+        if job is not None:
+            return None
         print(f"likepred: error: {e}", file=sys.stderr)
         sys.exit(2)
-    return metrics.get(cfg.optimized_metric)
+    except Exception:
+        if job is None:
+            raise
+        log.exception("job #%s failed", job.num)
+        return None
+    value = metrics.get(cfg.optimized_metric)
+    return None if value is None or value != value else float(value)  # NaN: no score (Optuna: failed)

@@ -14,6 +14,9 @@ from likepred.userstats import UserStats
 
 
 class Likes:
+    def __init__(self):
+        pass
+
     def fit(self, train):
         return self
 
@@ -33,12 +36,19 @@ class LogLikes(Likes):
 
 
 class Positivity(Likes):
+    """likes / the user's train `base` statistic (the study: mean)."""
+
+    def __init__(self, base="mean"):
+        if base not in ("mean", "median", "best_constant"):
+            raise ConfigError(f"target.base={base!r} is unknown; known: mean, median, best_constant")
+        self.base_stat = base
+
     def fit(self, train):
         self.stats_ = UserStats().fit(train)
         return self
 
     def base(self, posts):
-        return self.stats_.table(posts)["mean"].to_numpy(dtype=float)
+        return self.stats_.table(posts)[self.base_stat].to_numpy(dtype=float)
 
     def transform(self, posts):
         return (posts["likes"].to_numpy(dtype=float) / self.base(posts)).astype(np.float32)
@@ -53,4 +63,8 @@ TARGETS = {"likes": Likes, "log_likes": LogLikes, "positivity": Positivity}
 def build_target(cfg):
     if cfg.name not in TARGETS:
         raise ConfigError(f"target={cfg.name!r} is unknown; known: {', '.join(TARGETS)}")
-    return TARGETS[cfg.name]()
+    params = {k: v for k, v in cfg.items() if k != "name"}
+    try:
+        return TARGETS[cfg.name](**params)
+    except TypeError as e:
+        raise ConfigError(f"target={cfg.name}: {e}") from None

@@ -1,4 +1,5 @@
-"""MLflow tracking: one run per job, experiment created before jobs start.
+"""MLflow tracking: one run per job (a child of the sweep's parent run in a multirun), experiment
+created before jobs start.
 
 mlflow is imported inside functions so `--help` and config composition
 stay fast.
@@ -72,7 +73,19 @@ class Run:
 
             mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=int(epoch))
 
-    def log_results(self, metrics, predictions, model, cfg, plot):
+    def log_extras(self, metrics: dict, write_files=None):
+        """Figures and files from outside the model (feature extractors); files go under `features/`."""
+        if not self.run_id:
+            return
+        import mlflow
+
+        mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
+        if write_files is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                if write_files(tmp):
+                    mlflow.log_artifacts(tmp, "features")
+
+    def log_results(self, metrics, predictions, model, cfg, plot, pipeline=None, train=None, val=None):
         if not self.run_id:
             return
         import mlflow
@@ -84,34 +97,99 @@ class Run:
             predictions.to_csv(tmp / "predictions.csv", index=False)
             plot(predictions, tmp / "predicted_vs_actual.png")
             mlflow.log_artifacts(str(tmp))
-            if cfg.tracking.get("log_model", True) and hasattr(model, "save"):
-                (tmp / "model").mkdir()
-                mlflow.log_artifact(model.save(str(tmp / "model" / "model")), "model")
+            if cfg.tracking.get("log_model", True) and pipeline is not None:
+                from likepred.packaging import save_pyfunc  # the model with its fitted pipeline, as a pyfunc
+
+                save_pyfunc(tmp / "model", model, pipeline, train, val, cfg)
+                mlflow.log_artifacts(str(tmp / "model"), "model")
+                if cfg.tracking.get("register"):
+                    mlflow.register_model(f"runs:/{self.run_id}/model", cfg.tracking.register)
 
 
 @contextmanager
 def start_run(cfg, tags: dict):
-    """Open the job's MLflow run; it ends FAILED if the block raises."""
+    """Open the job's MLflow run (or join the one `job_run` opened); it ends FAILED if the block raises."""
     if not cfg.tracking.enabled:
         yield Run()
         return
     import mlflow
 
+    active = mlflow.active_run()
+    if active is not None:
+        mlflow.set_tags(tags)
+        yield Run(active.info.run_id)
+        return
     exp_id = ensure_experiment(cfg.tracking)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags) as active:
         mlflow.log_params(flat_params(cfg))
         yield Run(active.info.run_id)
 
 
-class TrackingCallback(Callback):
-    """Hydra callback: create the experiment before any job starts (no SQLite race)."""
+def _task_overrides(job) -> list:
+    from hydra.core.hydra_config import HydraConfig
 
-    def _ensure(self, config):
-        if config.get("tracking") and config.tracking.get("enabled", True):
-            ensure_experiment(config.tracking)
+    if job is not None:
+        return job.overrides
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+@contextmanager
+def job_run(cfg, job=None):
+    """The job's MLflow run, opened before any work so that a failure is recorded too: the run
+    ends FAILED with the error as a tag and the traceback as an artifact. In a sweep it is a
+    child of the sweep's parent run. `start_run` (inside `train`) joins it."""
+    if not cfg.tracking.enabled:
+        yield None
+        return
+    import traceback
+
+    import mlflow
+
+    from likepred.sweep import config_hash
+
+    parent = job.parent if job is not None else {}
+    exp_id = parent.get("experiment_id") or ensure_experiment(cfg.tracking)
+    mlflow.set_tracking_uri(_prepare_uri(cfg.tracking.uri))
+    tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job))}
+    if job is not None:
+        tags.update({"job": " ".join(job.swept), "job_num": str(job.num)})
+    if parent.get("parent_run_id"):
+        tags["mlflow.parentRunId"] = parent["parent_run_id"]
+    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags)
+    try:
+        mlflow.log_params(flat_params(cfg))
+        yield run.info.run_id
+    except BaseException as e:
+        interrupted = isinstance(e, KeyboardInterrupt)
+        try:
+            mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:4000])
+            mlflow.log_text(traceback.format_exc(), "traceback.txt")
+        finally:
+            mlflow.end_run("KILLED" if interrupted else "FAILED")
+        raise
+    mlflow.end_run()
+
+
+class TrackingCallback(Callback):
+    """Hydra callback: create the experiment (and a sweep's parent run) before any job starts,
+    so jobs only create their own runs (no SQLite race); summarise the sweep when it ends."""
+
+    @staticmethod
+    def _enabled(config):
+        return bool(config.get("tracking")) and config.tracking.get("enabled", True)
 
     def on_run_start(self, config, **kwargs):
-        self._ensure(config)
+        if self._enabled(config):
+            ensure_experiment(config.tracking)
 
     def on_multirun_start(self, config, **kwargs):
-        self._ensure(config)
+        if self._enabled(config):
+            from likepred.sweep import start_sweep
+
+            start_sweep(config)
+
+    def on_multirun_end(self, config, **kwargs):
+        if self._enabled(config):
+            from likepred.sweep import end_sweep
+
+            end_sweep(config)

@@ -46,7 +46,8 @@ class Counting:
 def test_second_run_reads_cache_only(tmp_path):
     paths = _files(tmp_path / "img", 10)
     fn = Counting()
-    first = cached_features(paths, fn, FeatureCache(tmp_path / "c", "fake|w=0|8", DIM), batch_size=3, progress=False)
+    cache = FeatureCache(tmp_path / "c", "fake|w=0|8", DIM)
+    first = cached_features(paths, fn, cache, batch_size=3, progress=False)
     assert fn.images == 10 and fn.calls == 4
     np.testing.assert_array_equal(first, fake_features(paths))
 

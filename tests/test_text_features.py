@@ -4,6 +4,7 @@ bundled all-MiniLM-L6-v2 model loaded offline."""
 import hashlib
 import importlib.util
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +118,10 @@ def test_crash_leaves_finished_shards_and_resumes(tmp_path):
     captions = posts(*"abcdef")
     with pytest.raises(RuntimeError):
         extractor(tmp_path, FakeEncoder(fail_after=1), dim=None, chunk=2).transform(captions)
-    (tmp_path / T.CaptionEmbedding().model / ".half.npz.tmp").write_bytes(b"half written")
-    (tmp_path / T.CaptionEmbedding().model / "junk.npz").write_bytes(b"not a zip")
+    shards = tmp_path / "all-minilm-l6-v2-t128"
+    assert len(list(shards.glob("*.npz"))) == 1
+    (shards / ".half.npz.tmp").write_bytes(b"half written")
+    (shards / "junk.npz").write_bytes(b"not a zip")
     enc = FakeEncoder()
     out = extractor(tmp_path, enc, dim=None, chunk=2).transform(captions)
     assert len(enc.texts) == 4  # the first chunk of two survived the crash
@@ -136,6 +139,13 @@ def test_pca_is_fitted_on_train_rows_only(tmp_path):
     assert not np.allclose(np.abs(both.pca_.components_), np.abs(components))
     # train features are centred on the train mean
     np.testing.assert_allclose(ex.transform(train).to_numpy().mean(axis=0), 0, atol=1e-6)
+
+
+def test_pickled_extractor_keeps_the_fit_not_the_model(tmp_path):
+    ex = extractor(tmp_path, FakeEncoder(), dim=3).fit(posts(*"abcdef"))
+    copy = pickle.loads(pickle.dumps(ex))
+    assert copy.encoder is None and copy.cache is None
+    np.testing.assert_array_equal(copy.transform(posts("a", "b")), ex.transform(posts("a", "b")))  # from the cache
 
 
 def test_pca_with_fewer_train_rows_than_dim_pads_with_zeros(tmp_path):
@@ -206,3 +216,14 @@ def test_real_model_second_run_encodes_nothing(encoder, tmp_path):
     second = extractor(tmp_path, Counting(), dim=2).fit_transform(frame)
     assert len(calls) == 1
     np.testing.assert_array_equal(first.to_numpy(), second.to_numpy())
+
+
+@needs_model
+def test_extractor_loads_its_model_with_its_token_limit(encoder, tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "load_encoder", lambda model: encoder)  # the loaded one, not a second load
+    monkeypatch.setattr(encoder, "max_seq_length", encoder.max_seq_length)  # restored afterwards
+    ex = T.CaptionEmbedding(cache_dir=tmp_path, dim=None, max_tokens=16)
+    short = ex.transform(posts("word " * 20, "word " * 40)).to_numpy()
+    assert ex.encoder.max_seq_length == 16
+    np.testing.assert_allclose(short[0], short[1], atol=1e-5)  # cut at 16 tokens, both the same
+    assert (tmp_path / "all-minilm-l6-v2-t16").is_dir()

@@ -95,16 +95,46 @@ def _check(record: dict, fields: dict, required: bool, file, index):
             raise DataError(f"must be {what}, got {record[name]!r:.60}", file, index, name)
 
 
+def _date_field(p: dict, file, rec) -> datetime:
+    try:
+        return parse_date(p["date"])
+    except ValueError:
+        raise DataError(f"unparseable date {p['date']!r}", file, rec, "date") from None
+
+
+# A post to predict (not posted yet, so no likes), in the profiles format's names.
+PROFILE_NUMBERS = {"numberFollowers": "followers", "numberFollowing": "following", "numberPosts": "posts_count"}
+PLANNED_POST_FIELDS = {
+    **{k: _USER_FIELDS[k] for k in ("alias", *PROFILE_NUMBERS)},
+    "caption": _OPTIONAL_POST_FIELDS["description"], "description": _OPTIONAL_POST_FIELDS["description"],
+    "tags": _POST_FIELDS["tags"], "mentions": _POST_FIELDS["mentions"],
+    "image": (lambda v: v is None or isinstance(v, str), "an image path or null"),
+}
+
+
+def planned_post(p: dict, file=None, index=None) -> dict:
+    """Validate a post to predict into a posts-table row, plus the user's profile
+    numbers (None where not given): `date` is required, everything else optional."""
+    if not isinstance(p, dict):
+        raise DataError("a post must be a JSON object", file, index)
+    _check(p, {"date": _POST_FIELDS["date"]}, True, file, index)
+    _check(p, PLANNED_POST_FIELDS, False, file, index)
+    row = {
+        "alias": p.get("alias"), "post_index": 0, "date": _date_field(p, file, index), "likes": None,
+        "tags": [t.lower() for t in p.get("tags", [])], "mentions": p.get("mentions", []),
+        "caption": p.get("caption", p.get("description")) or "", "image": p.get("image"),
+        "url_image": None, "multiple_image": False, "is_video": False, "localization": None,
+    }
+    return row | {col: p.get(name) for name, col in PROFILE_NUMBERS.items()}
+
+
 def _post_row(alias: str, i: int, p: dict, file) -> dict:
     if not isinstance(p, dict):
         raise DataError("a post must be a JSON object", file, i)
     rec = p.get("_record", i)  # flat sources name their own row number
     _check(p, _POST_FIELDS, True, file, rec)
     _check(p, _OPTIONAL_POST_FIELDS, False, file, rec)
-    try:
-        date = parse_date(p["date"])
-    except ValueError:
-        raise DataError(f"unparseable date {p['date']!r}", file, rec, "date") from None
+    date = _date_field(p, file, rec)
     filename = p.get("filename")
     return {
         "alias": alias, "post_index": i, "date": date, "likes": p["numberLikes"],

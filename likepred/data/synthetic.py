@@ -9,7 +9,8 @@ the rest is noise. Posts younger than ~2 days have not collected their likes
 yet, as in the real scrape.
 
 The latent variables go to `latent.csv` beside the profiles; no reader
-looks at it, tests and the image/label generators do.
+looks at it, tests and the image/label generators do (`load_dataset` writes
+`labels.json` from it with `likepred.labels.synthetic`).
 """
 
 from __future__ import annotations
@@ -103,4 +104,22 @@ def generate(out_dir, n_users=300, min_posts=8, max_posts=40, seed=0) -> Path:
         _atomic_write(out / "profiles" / f"{alias}.json", json.dumps(profile))
     pd.DataFrame(latent).to_csv(out / "latent.csv", index=False)
     done.write_text("ok\n")
+    return out
+
+
+IMAGE_SIZE = 64  # side of the drawn images (data.image_size); small: the classes show at 32
+
+
+def image_dir(folder, size=None) -> Path:
+    """Where the posts' images go: `images/` at the default size, `images_<size>/` otherwise."""
+    size = int(size or IMAGE_SIZE)
+    return Path(folder) / ("images" if size == IMAGE_SIZE else f"images_{size}")
+
+
+def draw_images(folder, size=None, seed=0) -> Path:
+    """Draw one picture per post (its `visual_class`) into `image_dir`; files there are kept."""
+    from likepred.images.synthetic import render_images
+
+    out = image_dir(folder, size)
+    render_images(Path(folder) / "latent.csv", out, size=int(size or IMAGE_SIZE), seed=seed)
     return out

@@ -9,12 +9,17 @@ fit/transform boundary); `fit_transform` on the train rows may differ from
 
 from __future__ import annotations
 
+import importlib
+import logging
+import pkgutil
+
 import numpy as np
 import pandas as pd
 
 from likepred.errors import ConfigError
 
 EXTRACTORS: dict[str, type] = {}
+log = logging.getLogger(__name__)
 
 
 def register(name: str):
@@ -30,10 +35,21 @@ class Extractor:
 
     block = "meta"
     leaky = False  # True: sees likes of the rows it describes (study reproduction only)
+    paths = False  # True: one column of file paths (images) that the model reads batch by batch
+    transient: tuple = ()  # attributes rebuilt on demand (encoders, caches): not pickled
 
     def __init__(self, dataset=None, **params):
         self.dataset = dataset
         self.params = params
+
+    def __getstate__(self):
+        # A fitted extractor is pickled into the packaged model (likepred.packaging):
+        # it keeps what transform needs, not the whole Dataset it was built with.
+        state = dict(self.__dict__)
+        for k in ("dataset", *self.transient):
+            if k in state:
+                state[k] = None
+        return state
 
     def fit(self, train: pd.DataFrame) -> "Extractor":
         return self
@@ -43,6 +59,14 @@ class Extractor:
 
     def fit_transform(self, train: pd.DataFrame) -> pd.DataFrame:
         return self.fit(train).transform(train)
+
+    def report(self, posts: pd.DataFrame) -> dict:
+        """Figures on how the fitted extractor does on these rows (logged as metrics)."""
+        return {}
+
+    def artifacts(self, folder) -> list:
+        """Write files that show the fitted extractor into `folder`; return their paths."""
+        return []
 
 
 class FeatureSet:
@@ -63,7 +87,10 @@ class FeatureSet:
         for block, parts in blocks.items():
             frame = pd.concat([p.reset_index(drop=True) for p in parts], axis=1)
             names[block] = list(frame.columns)
-            out[block] = frame.to_numpy(dtype=np.float32)
+            if any(e.paths and e.block == block for e in self.extractors):
+                out[block] = frame.iloc[:, 0].to_numpy(dtype=object)  # 1-D: block_stats skips it
+            else:
+                out[block] = frame.to_numpy(dtype=np.float32)
         self.names_ = names
         return out
 
@@ -73,10 +100,22 @@ class FeatureSet:
     def transform(self, posts: pd.DataFrame) -> dict:
         return self._collect([e.transform(posts) for e in self.extractors])
 
+    def reports(self, **rows: pd.DataFrame) -> dict:
+        """Every extractor's report on each set of rows, as `{set}_{extractor}_{figure}` metrics."""
+        out = {f"{part}_{e.name}_{k}": float(v) for part, posts in rows.items()
+               for e in self.extractors for k, v in e.report(posts).items()}
+        for k, v in out.items():
+            log.info("features: %s = %.4g", k, v)
+        return out
+
+    def write_artifacts(self, folder) -> list:
+        return [p for e in self.extractors for p in e.artifacts(folder)]
+
 
 def build_features(cfg, dataset=None) -> FeatureSet:
     """cfg: the `features` config node (`extractors: {name: {settings}}`)."""
-    from likepred.features import metadata  # noqa: F401  (registers the built-ins)
+    for mod in pkgutil.iter_modules(__path__):  # each module registers its extractors on import
+        importlib.import_module(f"{__name__}.{mod.name}")
 
     extractors = []
     for name, params in (cfg.get("extractors") or {}).items():

@@ -7,6 +7,7 @@ caption is encoded once across runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -15,6 +16,7 @@ import sys
 import time
 import unicodedata
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -40,48 +42,36 @@ _SCRIPT_OF_NAME = {"LATIN": "latin", "CYRILLIC": "cyrillic", "ARABIC": "arabic",
 # make one flag. Non-emoji symbols of those blocks (★, ♫) count too: on
 # Instagram they decorate like emoji.
 _EMOJI_RANGES = (
-    (0x1F300, 0x1F3FA), (0x1F400, 0x1FAFF), (0x1F170, 0x1F251), (0x2600, 0x27BF),
+    (0x1F300, 0x1F3FA), (0x1F400, 0x1FAFF), (0x1F170, 0x1F1E5), (0x1F200, 0x1F251), (0x2600, 0x27BF),
     (0x231A, 0x231B), (0x23E9, 0x23FA), (0x2B05, 0x2B07), (0x2B1B, 0x2B1C),
     (0x2B50, 0x2B50), (0x2B55, 0x2B55), (0x1F004, 0x1F004), (0x1F0CF, 0x1F0CF), (0x20E3, 0x20E3),
 )
-_ZWJ, _REGIONAL = 0x200D, (0x1F1E6, 0x1F1FF)
-
-
-def _is_emoji(cp: int) -> bool:
-    return any(lo <= cp <= hi for lo, hi in _EMOJI_RANGES)
+EMOJI = re.compile("(?<!\u200d)[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in _EMOJI_RANGES) + "]")
+REGIONAL = re.compile("[\U0001F1E6-\U0001F1FF]")
+LETTER = re.compile(r"[^\W\d_]")
 
 
 def count_emoji(text: str) -> int:
-    n, regional, after_zwj = 0, 0, False
-    for ch in text:
-        cp = ord(ch)
-        if cp == _ZWJ:
-            after_zwj = True
-            continue
-        if _REGIONAL[0] <= cp <= _REGIONAL[1]:
-            regional += 1
-        elif _is_emoji(cp) and not after_zwj:
-            n += 1
-        after_zwj = False
-    return n + regional // 2
+    return len(EMOJI.findall(text)) + len(REGIONAL.findall(text)) // 2
+
+
+@functools.cache
+def _script(ch: str) -> str:
+    return _SCRIPT_OF_NAME.get(unicodedata.name(ch, "").split(" ")[0], "other")
 
 
 def dominant_script(text: str) -> str | None:
     """The script of most letters, after NFKC (which maps the 'fancy font'
     mathematical and fullwidth letters common on Instagram back to Latin)."""
-    counts: dict[str, int] = {}
-    for ch in unicodedata.normalize("NFKC", text):
-        if ch.isalpha():
-            s = _SCRIPT_OF_NAME.get(unicodedata.name(ch, "").split(" ")[0], "other")
-            counts[s] = counts.get(s, 0) + 1
+    counts = Counter(map(_script, LETTER.findall(unicodedata.normalize("NFKC", text))))
     if not counts:
         return None
-    return max(SCRIPTS, key=lambda s: counts.get(s, 0))  # ties: the earlier script
+    return max(SCRIPTS, key=lambda s: counts[s])  # ties: the earlier script
 
 
 def caption_stats(text: str) -> dict:
-    upper = sum(ch.isupper() for ch in text)
-    cased = upper + sum(ch.islower() for ch in text)
+    upper = sum(map(str.isupper, text))
+    cased = upper + sum(map(str.islower, text))
     script = dominant_script(text)
     row = {
         "log_caption_chars": np.log1p(len(text)),
@@ -145,7 +135,15 @@ def load_encoder(model: str, device: str = "cpu"):
     except ImportError as e:  # name what is missing: the model's package, or torch etc. under it
         missing = package if e.name in (None, module) else e.name
         raise MissingDependencyError(missing, extra="text", purpose="caption embeddings") from None
-    return SentenceTransformer(str(pkg.get_model_path()), device=device)
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no 'Loading weights' bar in the run's log
+    try:
+        return SentenceTransformer(str(pkg.get_model_path()), device=device)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 class EmbeddingCache:
@@ -194,7 +192,7 @@ class CaptionEmbedding(Extractor):
     The model is loaded only when a caption is missing from the cache.
     """
 
-    def __init__(self, dataset=None, model="all-minilm-l6-v2", dim=32, cache_dir=None,
+    def __init__(self, dataset=None, model="all-minilm-l6-v2", dim=32, max_tokens=128, cache_dir=None,
                  batch_size=64, chunk=2048, block="meta"):
         super().__init__(dataset)
         if model not in TEXT_MODELS:
@@ -204,27 +202,33 @@ class CaptionEmbedding(Extractor):
             raise ConfigError(f"features.extractors.caption_embedding.dim: must be >= 1 or null, got {dim}")
         self.model, self.dim = model, None if dim is None else int(dim)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        # 128: the length the model was trained at; longer captions cost more and add little
+        self.max_tokens = int(max_tokens)
         self.batch_size, self.chunk, self.block = int(batch_size), int(chunk), block
         self.encoder = None
         self.cache = None
 
+    def __getstate__(self):  # a pickled feature set carries the PCA, not the model or the cache
+        return {**self.__dict__, "encoder": None, "cache": None}
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self.encoder is None:
             self.encoder = load_encoder(self.model)
+            self.encoder.max_seq_length = self.max_tokens
         return self.encoder.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                    convert_to_numpy=True, show_progress_bar=False)
 
     def embed(self, captions) -> np.ndarray:
         """Full vectors, one row per caption; new captions are encoded and cached."""
         if self.cache is None:
-            self.cache = EmbeddingCache(self.cache_dir, self.model)
+            self.cache = EmbeddingCache(self.cache_dir, f"{self.model}-t{self.max_tokens}")
         texts = [c or "" for c in captions]
         keys = [caption_key(t) for t in texts]
         todo = {k: t for k, t in zip(keys, texts) if k not in self.cache}  # also drops duplicates
-        if todo:
-            log.info("caption_embedding: encoding %d new captions (%d cached)", len(todo), len(set(keys)) - len(todo))
         new = list(todo.items())
         for i in range(0, len(new), self.chunk):  # one shard per chunk: a crash loses one chunk at most
+            log.info("caption_embedding: encoding %d-%d of %d new captions",
+                     i + 1, min(i + self.chunk, len(new)), len(new))
             part = new[i:i + self.chunk]
             self.cache.add([k for k, _ in part], self._encode([t for _, t in part]))
         return self.cache.get(keys, TEXT_MODELS[self.model][2])

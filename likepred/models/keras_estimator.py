@@ -41,9 +41,12 @@ class KerasEstimator:
     def fit(self, train, val=None, on_epoch=None):
         import keras
 
+        from likepred.images.dataset import has_images, image_batches, input_specs
+
         keras.utils.set_random_seed(int(self.cfg.seed))
         t = self.cfg.trainer
-        specs = {k: v.shape[1:] for k, v in train.inputs.items()}
+        streamed = has_images(train.inputs)  # image paths: decoded batch by batch, never all at once
+        specs = input_specs(train.inputs, self.cfg.images.size if streamed else None)
         self.model = self.builder(specs, self.cfg.model, block_stats(train.inputs))
         self.model.compile(optimizer=make_optimizer(self.cfg.optimizer), loss=keras_loss(self.cfg.loss.name))
         callbacks = []
@@ -53,14 +56,24 @@ class KerasEstimator:
                 monitor="val_loss", patience=t.patience, restore_best_weights=True))
         if on_epoch is not None:
             callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
-        history = self.model.fit(
-            train.inputs, train.y, validation_data=(val.inputs, val.y) if has_val else None,
-            epochs=t.epochs, batch_size=t.batch_size, verbose=t.verbose, callbacks=callbacks, shuffle=True,
-        )
+        if streamed:  # ImageBatches reshuffles its rows each epoch (seeded)
+            data = {"x": image_batches(train, self.cfg.images, t.batch_size, shuffle=True, seed=int(self.cfg.seed)),
+                    "validation_data": image_batches(val, self.cfg.images, t.batch_size) if has_val else None,
+                    "shuffle": False}
+        else:
+            data = {"x": train.inputs, "y": train.y, "validation_data": (val.inputs, val.y) if has_val else None,
+                    "batch_size": t.batch_size, "shuffle": True}
+        history = self.model.fit(**data, epochs=t.epochs, verbose=t.verbose, callbacks=callbacks)
         return history.history
 
     def predict(self, data):
-        return np.asarray(self.model.predict(data.inputs, batch_size=1024, verbose=0)).reshape(-1)
+        from likepred.images.dataset import has_images, image_batches
+
+        if has_images(data.inputs):
+            x, kw = image_batches(data, self.cfg.images, self.cfg.trainer.batch_size, targets=False), {}
+        else:
+            x, kw = data.inputs, {"batch_size": 1024}
+        return np.asarray(self.model.predict(x, verbose=0, **kw)).reshape(-1)
 
     def save(self, path):
         self.model.save(f"{path}.keras")

@@ -1,0 +1,271 @@
+"""The packaged model: the fitted feature pipeline and the model as one MLflow pyfunc.
+
+Every run logs it under `model` (`runs:/RUN_ID/model`); `mlflow.pyfunc.load_model`
+is all it takes to use (likepred must be importable: the pipeline is pickled
+from its classes). Input: one row per planned post, with the profiles
+format's field names (`likepred.data.schema.planned_post`). Output: likes, an
+interval from the validation residuals, and whether the user was known.
+
+mlflow is imported at the top: this module is only imported to save or load a model.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import pickle
+import re
+import sys
+import tempfile
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from likepred.data.schema import PLANNED_POST_FIELDS, POST_COLUMNS, PROFILE_NUMBERS, planned_post
+from likepred.errors import DataError, MissingDependencyError
+from likepred.evaluate import predict_likes
+from likepred.models.keras_estimator import KerasEstimator
+from likepred.pipeline import ModelData
+
+log = logging.getLogger(__name__)
+
+LEVEL = 0.8  # the interval's coverage of validation rows
+PROFILE = list(PROFILE_NUMBERS.values())
+INPUTS = ["date", *PLANNED_POST_FIELDS]
+OUTPUTS = {"likes": "double", "likes_low": "double", "likes_high": "double", "known_user": "boolean"}
+ONE_HOT = ("weekday_", "script_")  # explained as one feature each
+
+
+class Predictor:
+    """Planned posts -> likes, with everything fitted in the training process."""
+
+    def __init__(self, estimator, pipeline, train: ModelData, val: ModelData, cfg):
+        self.estimator, self.pipeline = estimator, pipeline
+        self.backend = cfg.get("backend")
+        self.info = {k: cfg[k].name for k in ("model", "features", "target")}
+        self.users = train.posts.drop_duplicates("alias", keep="last").set_index("alias")[PROFILE]
+        self.means = {b: x.mean(axis=0) for b, x in train.inputs.items()}  # what --explain occludes with
+        self.level = LEVEL
+        if len(val) == 0:
+            log.warning("packaged model: no validation rows; its interval comes from train rows (too narrow)")
+        self.intervals = self._intervals(val if len(val) else train)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        if isinstance(self.estimator, KerasEstimator):  # the net travels as a .keras file beside
+            state["estimator"] = copy.copy(self.estimator)
+            state["estimator"].model = None
+        return state
+
+    def _intervals(self, data: ModelData) -> dict:
+        """Quantiles of likes / predicted on held-out rows: as they are (known users)
+        and with every user treated as unknown (cold start, wider)."""
+        likes = data.posts["likes"].to_numpy(dtype=float)
+        known = data.posts["alias"].isin(self.users.index).to_numpy()
+        q = [(1 - self.level) / 2, (1 + self.level) / 2]
+
+        def ratio_quantiles(pred, mask):
+            ok = mask & np.isfinite(pred) & (pred > 0)
+            return [float(v) for v in np.quantile(likes[ok] / pred[ok], q)] if ok.sum() >= 5 else None
+
+        cold = ratio_quantiles(self.predict_likes(data.posts.assign(alias="")), np.ones(len(likes), bool))
+        return {"known": ratio_quantiles(self.predict_likes(data.posts), known) or cold, "cold": cold}
+
+    def posts(self, records: list, file=None) -> tuple[pd.DataFrame, np.ndarray]:
+        """Validated posts table (errors name the file, post and field) and which users are known."""
+        rows, known = [], []
+        for i, rec in enumerate(records):
+            index = i if len(records) > 1 else None
+            row = planned_post(rec, file, index)
+            known.append(self._user(row, file, index))
+            rows.append(row)
+        posts = pd.DataFrame(rows, columns=POST_COLUMNS + PROFILE)
+        posts["date"] = pd.to_datetime(posts["date"], utc=True)
+        posts["likes"] = posts["likes"].astype(float)
+        posts[PROFILE] = posts[PROFILE].astype("int64")
+        return posts, np.array(known, dtype=bool)
+
+    def _user(self, row: dict, file, index) -> bool:
+        """Fill the user's profile numbers from training where not given; True for a known user."""
+        alias = row["alias"]
+        known = alias is not None and alias in self.users.index
+        missing = [name for name, col in PROFILE_NUMBERS.items() if row[col] is None]
+        if known:
+            for name in missing:
+                row[PROFILE_NUMBERS[name]] = int(self.users.at[alias, PROFILE_NUMBERS[name]])
+        elif missing:
+            who = f"user {alias!r} is not known to the model" if alias else "no user `alias` given"
+            raise DataError(f"{who}; give {', '.join(missing)} (the profile numbers) for a cold-start "
+                            "prediction" + ("" if alias else ", or the alias of a user the model knows"),
+                            file, index, ", ".join(missing))
+        row["alias"] = alias or ""  # "" is nobody: cold-start statistics
+        return known
+
+    def predict_likes(self, posts: pd.DataFrame) -> np.ndarray:
+        data = ModelData(self.pipeline.features.transform(posts), np.full(len(posts), np.nan, np.float32), posts)
+        return predict_likes(self.estimator, self.pipeline, data)
+
+    def predict(self, posts: pd.DataFrame, known: np.ndarray) -> pd.DataFrame:
+        likes = self.predict_likes(posts)
+        low, high = np.full(len(likes), np.nan), np.full(len(likes), np.nan)
+        for flag, key in ((True, "known"), (False, "cold")):
+            m = (known == flag) & (likes > 0)
+            if self.intervals[key] and m.any():
+                low[m], high[m] = likes[m] * self.intervals[key][0], likes[m] * self.intervals[key][1]
+        return pd.DataFrame({"likes": likes, "likes_low": low, "likes_high": high, "known_user": known})
+
+    def explain(self, posts: pd.DataFrame, top: int = 5) -> list[dict]:
+        """Per post, the features that move its prediction most: the change in likes
+        when a feature is set to its training mean (occlusion), largest first."""
+        inputs = self.pipeline.features.transform(posts)
+        groups = feature_groups(self.pipeline.names)
+        reps = len(groups) + 2  # row 0: as is; 1..g: one feature at its mean; last: all at their means
+        batch = {b: np.repeat(x, reps, axis=0) for b, x in inputs.items()}
+        for k, (_, cols) in enumerate(groups, start=1):
+            for b, idx in cols.items():
+                batch[b][k::reps, idx] = self.means[b][idx]
+        for b, x in batch.items():
+            x[reps - 1::reps] = self.means[b]
+        rep = posts.loc[posts.index.repeat(reps)].reset_index(drop=True)
+        pred = predict_likes(self.estimator, self.pipeline,
+                             ModelData(batch, np.full(len(rep), np.nan, np.float32), rep)).reshape(len(posts), reps)
+        base = getattr(self.pipeline.target, "base", None)
+        bases = base(posts) if base else None
+        out = []
+        for i in range(len(posts)):
+            delta = pred[i, 0] - pred[i, 1:-1]
+            order = np.argsort(-np.abs(delta), kind="stable")[:top]
+            out.append({
+                "likes": float(pred[i, 0]), "at_means": float(pred[i, -1]),
+                "contributions": [(groups[k][0], shown_value(inputs, i, groups[k][1], self.pipeline.names),
+                                   float(delta[k])) for k in order],
+                "target_base": None if bases is None else (getattr(self.pipeline.target, "base_stat", "mean"),
+                                                           float(bases[i])),
+            })
+        return out
+
+
+def feature_groups(names: dict) -> list:
+    """(label, {block: column indices}) per explained feature: one per column, except
+    one-hot sets and numbered columns (embeddings: name_0, name_1, ...) and whole
+    non-`meta` blocks (images), which are one each."""
+    groups: dict = {}
+    for block, cols in names.items():
+        for j, name in enumerate(cols):
+            if block != "meta":
+                label = block
+            else:
+                label = next((p.rstrip("_") for p in ONE_HOT if name.startswith(p)), re.sub(r"_\d+$", "", name))
+            groups.setdefault(label, {}).setdefault(block, []).append(j)
+    return list(groups.items())
+
+
+def shown_value(inputs: dict, i: int, cols: dict, names: dict):
+    """A feature's value for display: the number, the active member of a one-hot set, or None."""
+    if len(cols) != 1:
+        return None
+    (block, idx), = cols.items()
+    if len(idx) == 1:
+        return float(inputs[block][i, idx[0]])
+    hot = [names[block][j] for j in idx if inputs[block][i, j] == 1]
+    for p in ONE_HOT:
+        if len(hot) == 1 and hot[0].startswith(p):
+            return hot[0][len(p):]
+    return None
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict]:
+    """DataFrame rows back to post dicts: empty cells dropped, numpy values as Python
+    ones (a count column with a gap holds floats), timestamps as ISO strings."""
+    out = []
+    for rec in frame.to_dict("records"):
+        clean = {}
+        for k, v in rec.items():
+            if isinstance(v, np.ndarray):
+                v = v.tolist()
+            elif isinstance(v, np.generic):
+                v = v.item()
+            if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+                continue
+            if isinstance(v, datetime):
+                v = v.isoformat()
+            if k in PROFILE_NUMBERS and isinstance(v, float) and v.is_integer():
+                v = int(v)
+            clean[k] = v
+        out.append(clean)
+    return out
+
+
+def load_keras(path: str, backend: str | None):
+    """The net, with the training backend when Keras is not imported yet (Keras reads it once)."""
+    if "keras" not in sys.modules and backend:
+        from likepred.backend import use_backend
+
+        try:
+            use_backend(backend)
+        except MissingDependencyError:
+            log.warning("the model was trained on Keras backend %r, which is not installed; "
+                        "loading it with the default backend", backend)
+    import keras
+
+    return keras.saving.load_model(path, compile=False)
+
+
+class LikesModel(mlflow.pyfunc.PythonModel):
+    """The pyfunc face of a `Predictor`: posts DataFrame in, likes DataFrame out."""
+
+    def load_context(self, context):
+        with open(context.artifacts["predictor"], "rb") as f:
+            self.predictor = pickle.load(f)
+        if "keras_model" in context.artifacts:
+            self.predictor.estimator.model = load_keras(context.artifacts["keras_model"], self.predictor.backend)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        posts, known = self.predictor.posts(frame_records(pd.DataFrame(model_input)))
+        return self.predictor.predict(posts, known)
+
+
+def signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    # Inputs are typed Any: likepred validates them per field with errors for people
+    # (MLflow's own checks refuse an int column for a double and a gap in a list column).
+    inputs = Schema([ColSpec(AnyType(), name, required=name == "date") for name in INPUTS])
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(t, n) for n, t in OUTPUTS.items()]))
+
+
+def requirements(estimator, backend) -> list[str]:
+    # likepred itself is not on PyPI: install it (pip install -e .) where the model is loaded.
+    names = ["mlflow", "numpy", "pandas", "scikit-learn", "omegaconf"]
+    if isinstance(estimator, KerasEstimator):
+        names += ["keras", backend]
+    out = []
+    for n in names:
+        try:
+            out.append(f"{n}=={metadata.version(n)}")
+        except metadata.PackageNotFoundError:
+            out.append(n)
+    return out
+
+
+def save_pyfunc(path, estimator, pipeline, train: ModelData, val: ModelData, cfg) -> Predictor:
+    """Write the packaged model (an MLflow model folder) to `path`; return its Predictor."""
+    predictor = Predictor(estimator, pipeline, train, val, cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = {"predictor": str(Path(tmp) / "predictor.pkl")}
+        with open(artifacts["predictor"], "wb") as f:
+            pickle.dump(predictor, f)
+        if isinstance(estimator, KerasEstimator):
+            artifacts["keras_model"] = estimator.save(str(Path(tmp) / "model"))
+        mlflow.pyfunc.save_model(
+            str(path), python_model=LikesModel(), artifacts=artifacts, signature=signature(),
+            pip_requirements=requirements(estimator, predictor.backend),
+            metadata={"likepred": predictor.info | {"interval_level": LEVEL}},
+        )
+    return predictor

@@ -1,0 +1,196 @@
+"""A sweep's comparison table and bar chart, read back from MLflow.
+
+    likepred report SWEEP            # or: python -m likepred.report SWEEP
+SWEEP is a sweep dir (it holds likepred_sweep.json) or a parent run id (with --uri).
+The sweep logs the same table and chart on its parent run when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from likepred.errors import LikepredError
+
+METRICS = ["test_mape", "test_mape_mature", "baseline_user_mean_mape", "baseline_best_constant_mape",
+           "mape_vs_baseline"]
+DONE = ("FINISHED", "REUSED")  # REUSED: skipped on resume, an earlier FINISHED run stands for it
+STUDY_NOTE = ("The 2017 study reported 43% MAPE for its yardstick (user mean, leaky: the predicted post "
+              "included) and 30% for its best model; the presets' comments (experiments/*.yaml) say what "
+              "is known per approach. Ours are leak-free, on the data named in column 'data'.")
+
+
+def columns(optimized_metric: str) -> list:
+    return ["job", "name", "status", *METRICS, optimized_metric, "study_mape", "data", "leaky", "duration_s",
+            "run_id", "error"]
+
+
+def _row(run, optimized_metric, status=None) -> dict:
+    m, t, info = run.data.metrics, run.data.tags, run.info
+    return {
+        "job": int(t.get("job_num", -1)),
+        "name": t.get("job") or t.get("overrides") or info.run_name,
+        "status": status or info.status,
+        **{k: m.get(k, np.nan) for k in METRICS},
+        optimized_metric: m.get(optimized_metric, np.nan),
+        "study_mape": float(run.data.params.get("study_mape") or np.nan),
+        "data": t.get("data_source", ""),
+        "leaky": t.get("leaky", ""),
+        "duration_s": (info.end_time - info.start_time) / 1000 if info.end_time else np.nan,
+        "run_id": info.run_id,
+        "error": t.get("error", ""),
+    }
+
+
+def sweep_table(client, parent_run_id: str, optimized_metric: str = "val_mape") -> pd.DataFrame:
+    """One row per job: the parent's child runs, plus the earlier runs that resumed jobs reused."""
+    from likepred.sweep import REUSED_TAG
+
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                                  max_results=50000)
+    rows = [_row(r, optimized_metric) for r in children]
+    for key, run_id in parent.data.tags.items():
+        if key.startswith(REUSED_TAG):
+            rows.append(_row(client.get_run(run_id), optimized_metric, "REUSED") | {"job": int(key[len(REUSED_TAG):])})
+    table = pd.DataFrame(rows, columns=columns(optimized_metric))
+    return table.sort_values(["job", "name"]).reset_index(drop=True)
+
+
+def _short(name: str, width: int = 60) -> str:
+    """A job's overrides for a table cell: long floats (Optuna's) cut to 4 significant digits."""
+    name = re.sub(r"\d+\.\d{5,}(e-?\d+)?", lambda m: f"{float(m.group()):.4g}", name)
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
+def _fmt(v, digits=2):
+    return "-" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def format_table(table: pd.DataFrame, optimized_metric: str = "val_mape") -> str:
+    if table.empty:
+        return "(no jobs recorded)"
+    study = table["study_mape"].notna().any()
+    head = ["#", "job", "status", "test MAPE", "mature", "user mean", "best const", optimized_metric]
+    head += ["study"] if study else []
+    head += ["data", "leaky", "time s"]
+    lines = []
+    for r in table.to_dict("records"):
+        cells = [str(r["job"]), _short(r["name"]), r["status"], *(_fmt(r[k]) for k in (*METRICS[:4], optimized_metric))]
+        cells += [_fmt(r["study_mape"])] if study else []
+        cells += [r["data"], r["leaky"], _fmt(r["duration_s"], 1)]
+        lines.append(cells)
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+    out = ["  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+           for row in [head, *lines]]
+    out.insert(1, "-" * len(out[0]))
+    out.append("MAPE in %, on likes; 'user mean' and 'best const' are the leak-free baselines on the same rows.")
+    if table["name"].str.contains("experiment=").any():
+        out.append(STUDY_NOTE)
+    return "\n".join(out)
+
+
+def plot_table(table: pd.DataFrame, path):
+    """Bar chart of test_mape per job, each job's baselines drawn as lines across its bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(table) + 2), 4.5), dpi=100)
+    ax.bar(x, table["test_mape"].fillna(0), color=["C0" if s in DONE else "lightgrey" for s in table["status"]],
+           label="test_mape")
+    for col, color, label in (("baseline_user_mean_mape", "C3", "user mean (leak-free)"),
+                              ("baseline_best_constant_mape", "C2", "best constant")):
+        ax.hlines(table[col], x - 0.45, x + 0.45, colors=color, lw=2, label=label)
+    for i, s in enumerate(table["status"]):
+        if s not in DONE:
+            ax.text(i, 0, s, rotation=90, ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [_short(n, 40) for n in table["name"]], rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="test MAPE %", title="sweep: test MAPE per job")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(table: pd.DataFrame, folder: Path, optimized_metric: str = "val_mape") -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "sweep_summary.csv", index=False)
+    (folder / "sweep_summary.txt").write_text(format_table(table, optimized_metric) + "\n")
+    if len(table):
+        plot_table(table, folder / "sweep_test_mape.png")
+    return sorted(p.name for p in folder.iterdir())
+
+
+def log_summary(client, parent_run_id: str, optimized_metric: str | None) -> pd.DataFrame:
+    """Log the table and chart on the parent run and tag its best job (lowest optimised metric)."""
+    optimized_metric = optimized_metric or "val_mape"
+    table = sweep_table(client, parent_run_id, optimized_metric)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(table, Path(tmp), optimized_metric)
+        client.log_artifacts(parent_run_id, tmp)
+    done = table[table["status"].isin(DONE)]
+    client.log_metric(parent_run_id, "jobs_failed", float(len(table) - len(done)))
+    scored = done[done[optimized_metric].notna()]
+    if len(scored):
+        best = scored.loc[scored[optimized_metric].idxmin()]
+        for k, v in {"best_run_id": best["run_id"], "best_job": best["name"], "best_job_num": str(best["job"])}.items():
+            client.set_tag(parent_run_id, k, v)
+        client.log_metric(parent_run_id, f"best_{optimized_metric}", float(best[optimized_metric]))
+        client.log_metric(parent_run_id, "best_test_mape", float(best.test_mape))
+    return table
+
+
+def _resolve(sweep: str, uri: str | None) -> tuple[str, str, str]:
+    from likepred.sweep import SWEEP_FILE
+
+    path = Path(sweep)
+    if path.is_dir():
+        info_file = path / SWEEP_FILE
+        if not info_file.exists():
+            raise LikepredError(f"{path} holds no {SWEEP_FILE}: is it a sweep dir (hydra.sweep.dir) "
+                                "of a multirun logged to MLflow?")
+        info = json.loads(info_file.read_text())
+        return uri or info["tracking_uri"], info["parent_run_id"], info.get("optimized_metric") or "val_mape"
+    if path.suffix or "/" in sweep:
+        raise LikepredError(f"{sweep}: no such sweep dir (give a sweep dir or a parent run id)")
+    return uri or "sqlite:///mlruns/mlflow.db", sweep, "val_mape"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="likepred report", description=__doc__.split("\n\n")[0])
+    p.add_argument("sweep", help="a sweep dir (outputs/multirun/DATE/TIME) or a sweep's parent run id")
+    p.add_argument("--uri", help="MLflow tracking URI (default: the sweep's, else sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--out", help="also write the table (CSV, text) and the chart (PNG) into this folder")
+    args = p.parse_args(argv)
+    try:
+        uri, parent_id, metric = _resolve(args.sweep, args.uri)
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        try:
+            table = sweep_table(MlflowClient(uri), parent_id, metric)
+        except MlflowException as e:
+            raise LikepredError(f"cannot read sweep run {parent_id} from {uri}: {e.message}") from None
+    except LikepredError as e:
+        print(f"likepred report: error: {e}", file=sys.stderr)
+        return 2
+    print(format_table(table, metric))
+    if args.out:
+        written = write_report(table, Path(args.out), metric)
+        print(f"wrote {', '.join(written)} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

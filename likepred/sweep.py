@@ -1,0 +1,231 @@
+"""Sweeps: one MLflow parent run per multirun and one child run per job, whatever the launcher.
+
+The parent process (`TrackingCallback`) creates the parent run before any job starts and
+writes its id to `likepred_sweep.json` in the sweep dir. Every job (in-process, a joblib
+worker, a submitit process, a cluster node) finds it there: Hydra's sweep dir is the one
+place all launchers share (submitit needs it on a shared filesystem anyway).
+
+mlflow is imported inside functions so `--help` and config composition stay fast.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from likepred.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SWEEP_FILE = "likepred_sweep.json"
+# Keys that do not change a job's result: left out of the config hash that resume matches on.
+UNHASHED = ("tracking", "sweep", "trainer.verbose")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+REUSED_TAG = "reused."  # + job num, on the parent: the earlier FINISHED run a skipped job stands for
+_open_parents: dict = {}  # parent run id -> tracking uri, until the sweep's end is logged
+
+
+@dataclass
+class Job:
+    """Where a multirun job stands: its number, overrides and the sweep's parent run."""
+
+    num: int
+    overrides: list
+    sweep_dir: Path
+    parent: dict = field(default_factory=dict)
+    launcher: dict = field(default_factory=dict)
+
+    @property
+    def swept(self) -> list:
+        """The overrides this job varies: those not given as such to the whole sweep command
+        (compared parsed, since sweepers may re-escape the fixed ones)."""
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parse = OverridesParser.create().parse_overrides
+        common = {(o.key_or_group, str(o.value())) for o in parse(self.parent.get("overrides", []))
+                  if not o.is_sweep_override()}
+        return [s for s, o in zip(self.overrides, parse(self.overrides))
+                if (o.key_or_group, str(o.value())) not in common]
+
+
+def current_job() -> Job | None:
+    """The running multirun job, or None for a single run (or outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    sweep_dir = Path(str(hc.sweep.dir)).absolute()
+    path = sweep_dir / SWEEP_FILE
+    parent = json.loads(path.read_text()) if path.exists() else {}
+    launcher = OmegaConf.to_container(hc.launcher, resolve=False)
+    return Job(int(hc.job.num), list(hc.overrides.task), sweep_dir, parent, launcher)
+
+
+def config_hash(cfg) -> str:
+    """Hash of the resolved config minus keys that do not change results (resume matches it)."""
+    c = OmegaConf.to_container(cfg, resolve=True)
+    for key in UNHASHED:
+        *path, last = key.split(".")
+        node = c
+        for p in path:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_optimized_metric(cfg):
+    name = cfg.get("optimized_metric")
+    if name and not str(name).startswith("val_"):
+        raise ConfigError(f"optimized_metric={name!r}: a sweeper may only optimise a validation metric "
+                          "(val_mape, val_mae, ...); tuning on test rows would leak them into model selection")
+
+
+# ---- threads: parallel jobs share the cores instead of oversubscribing them
+
+def threads_per_job(launcher: dict, cpus: int, configured=None) -> int | None:
+    """Threads for one job: sweep.threads_per_job, else the launcher's CPUs per task (submitit),
+    else the cores divided among joblib's workers; None (no limit) for the in-process launcher."""
+    if configured:
+        return int(configured)
+    if launcher.get("cpus_per_task"):
+        return int(launcher["cpus_per_task"])
+    n_jobs = launcher.get("n_jobs")
+    if not n_jobs or not str(n_jobs).lstrip("-").isdigit():
+        return None
+    n_jobs = int(n_jobs)
+    workers = n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)  # joblib: -1 all cores, -2 all but one
+    return max(1, cpus // workers)
+
+
+def limit_threads(n: int):
+    """Cap BLAS/OpenMP/XLA threads of this process; must run before numpy/jax start their pools."""
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        eigen = "false" if n == 1 else "true"
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={n}".strip()
+
+
+def prepare_job(cfg, job: Job):
+    n = threads_per_job(job.launcher, os.cpu_count() or 1, cfg.get("sweep", {}).get("threads_per_job"))
+    if n:
+        limit_threads(n)
+
+
+# ---- parent run (parent process)
+
+def sweep_name(overrides: list) -> str:
+    """`sweep ` + what the command varies (its sweep overrides and hparams_search), else all overrides."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    swept = [s for s, o in zip(overrides, parsed) if o.is_sweep_override() or o.key_or_group == "hparams_search"]
+    return "sweep " + (" ".join(swept or overrides) or "(defaults)")[:200]
+
+
+def start_sweep(config):
+    """Create the sweep's parent run and write its id into the sweep dir; called before any job."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.labels.labelfile import write_atomic
+    from likepred.tracking import ensure_experiment
+
+    tcfg = config.tracking
+    exp_id = ensure_experiment(tcfg)
+    overrides = list(config.hydra.overrides.task)
+    sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tcfg.uri)
+    run = client.create_run(exp_id, run_name=sweep_name(overrides), tags={
+        "likepred.sweep": "true", "overrides": " ".join(overrides), "sweep_dir": str(sweep_dir),
+        "sweeper": str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1],
+        "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]})
+    info = {"parent_run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": tcfg.uri,
+            "overrides": overrides, "optimized_metric": config.get("optimized_metric")}
+    write_atomic(sweep_dir / SWEEP_FILE, json.dumps(info, indent=1))
+    _open_parents[run.info.run_id] = tcfg.uri
+    if len(_open_parents) == 1:
+        atexit.register(_close_abandoned)
+    log.info("sweep parent run %s (experiment %s)", run.info.run_id, tcfg.experiment)
+    return info
+
+
+def _close_abandoned():
+    # The sweeper raised before on_multirun_end: do not leave the parent RUNNING forever.
+    from mlflow.tracking import MlflowClient
+
+    for run_id, uri in list(_open_parents.items()):
+        client = MlflowClient(uri)
+        client.set_tag(run_id, "error", "the sweep stopped before its end (see the console log)")
+        client.set_terminated(run_id, "FAILED")
+        _open_parents.pop(run_id, None)
+
+
+def end_sweep(config):
+    """Write the parent's summary, tag the best job, set its status; exit 1 if any job failed."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.report import format_table, log_summary
+
+    path = Path(str(config.hydra.sweep.dir)).absolute() / SWEEP_FILE
+    if not path.exists():
+        return
+    info = json.loads(path.read_text())
+    client = MlflowClient(info["tracking_uri"])
+    table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"))
+    failed = table[~table["status"].isin(["FINISHED", "REUSED"])]
+    client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) else "FINISHED")
+    _open_parents.pop(info["parent_run_id"], None)
+    print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs\n{format_table(table)}", flush=True)
+    if len(failed):
+        lines = [f"  #{r.job} {r.name}: {r.status} {r.error}".rstrip() for r in failed.itertuples()]
+        print(f"likepred: {len(failed)} of {len(table)} jobs did not finish:\n" + "\n".join(lines),
+              file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+
+# ---- resume (job side)
+
+def finished_run(cfg, chash: str):
+    """An earlier FINISHED run of the same resolved config in this experiment, or None."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.tracking import ensure_experiment
+
+    exp_id = ensure_experiment(cfg.tracking)
+    found = MlflowClient(cfg.tracking.uri).search_runs(
+        [exp_id], filter_string=f"tags.config_hash = '{chash}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    return found[0] if found else None
+
+
+def reuse_finished(cfg, job: Job):
+    """Resume: if this job already FINISHED with the same config, record it on the parent and
+    return (True, its optimised metric); else (False, None). sweep.rerun=true disables it."""
+    if not cfg.tracking.enabled or cfg.get("sweep", {}).get("rerun", False):
+        return False, None
+    run = finished_run(cfg, config_hash(cfg))
+    if run is None:
+        return False, None
+    if job.parent.get("parent_run_id"):
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(cfg.tracking.uri).set_tag(job.parent["parent_run_id"], f"{REUSED_TAG}{job.num}",
+                                               run.info.run_id)
+    print(f"likepred: job #{job.num} {' '.join(job.swept)}: already FINISHED as run {run.info.run_id} "
+          "with the same config; skipped (sweep.rerun=true runs it again)", flush=True)
+    return True, run.data.metrics.get(cfg.optimized_metric)
