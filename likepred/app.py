@@ -18,6 +18,7 @@ def train(cfg: DictConfig) -> dict:
     from likepred.data import load_dataset
     from likepred.evaluate import evaluate
     from likepred.features import build_features
+    from likepred.images.grid import error_grid
     from likepred.models import build_model
     from likepred.pipeline import Pipeline
     from likepred.plots import predicted_vs_actual
@@ -47,6 +48,7 @@ def train(cfg: DictConfig) -> dict:
                                         cfg.evaluate.mature_days)
         run.log_results(metrics, predictions, model, cfg, predicted_vs_actual, pipeline, train_d, val_d)
         run.log_extras(features.reports(train=rows(split.train), test=rows(split.test)), features.write_artifacts)
+        run.log_extras({}, error_grid(features, test_d.posts, predictions))  # image runs: the worst-predicted test images
     title = f"likepred {run_name(cfg)} on {data.source} data" + (" [LEAKY: study reproduction]" if features.leaky else "")
     print(format_summary(title, metrics, split.sizes(), run.run_id, cfg.tracking.uri), flush=True)
     return metrics

@@ -35,6 +35,7 @@ from likepred.pipeline import ModelData
 log = logging.getLogger(__name__)
 
 LEVEL = 0.8  # the interval's coverage of validation rows
+SMALL_BATCH = 256  # rows below which prediction runs on one thread
 PROFILE = list(PROFILE_NUMBERS.values())
 INPUTS = ["date", *PLANNED_POST_FIELDS]
 OUTPUTS = {"likes": "double", "likes_low": "double", "likes_high": "double", "known_user": "boolean"}
@@ -99,16 +100,23 @@ class Predictor:
             for name in missing:
                 row[PROFILE_NUMBERS[name]] = int(self.users.at[alias, PROFILE_NUMBERS[name]])
         elif missing:
-            who = f"user {alias!r} is not known to the model" if alias else "no user `alias` given"
-            raise DataError(f"{who}; give {', '.join(missing)} (the profile numbers) for a cold-start "
-                            "prediction" + ("" if alias else ", or the alias of a user the model knows"),
-                            file, index, ", ".join(missing))
+            what = (f"user {alias!r} is not known to the model: give these profile numbers for a cold-start "
+                    "prediction" if alias else "no `alias`: give the alias of a user the model knows, or these "
+                    "profile numbers for a cold-start prediction")
+            raise DataError(what, file, index, ", ".join(missing))
         row["alias"] = alias or ""  # "" is nobody: cold-start statistics
         return known
 
     def predict_likes(self, posts: pd.DataFrame) -> np.ndarray:
-        data = ModelData(self.pipeline.features.transform(posts), np.full(len(posts), np.nan, np.float32), posts)
-        return predict_likes(self.estimator, self.pipeline, data)
+        return self._predict(ModelData(self.pipeline.features.transform(posts),
+                                       np.full(len(posts), np.nan, np.float32), posts))
+
+    def _predict(self, data: ModelData) -> np.ndarray:
+        from threadpoolctl import threadpool_limits
+
+        # A few rows: OpenMP's thread start-up costs more than it saves (gbm: 5x on a busy machine).
+        with threadpool_limits(limits=1 if len(data) < SMALL_BATCH else None, user_api="openmp"):
+            return predict_likes(self.estimator, self.pipeline, data)
 
     def predict(self, posts: pd.DataFrame, known: np.ndarray) -> pd.DataFrame:
         likes = self.predict_likes(posts)
@@ -132,8 +140,7 @@ class Predictor:
         for b, x in batch.items():
             x[reps - 1::reps] = self.means[b]
         rep = posts.loc[posts.index.repeat(reps)].reset_index(drop=True)
-        pred = predict_likes(self.estimator, self.pipeline,
-                             ModelData(batch, np.full(len(rep), np.nan, np.float32), rep)).reshape(len(posts), reps)
+        pred = self._predict(ModelData(batch, np.full(len(rep), np.nan, np.float32), rep)).reshape(len(posts), reps)
         base = getattr(self.pipeline.target, "base", None)
         bases = base(posts) if base else None
         out = []

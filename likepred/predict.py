@@ -74,7 +74,7 @@ def load_model(uri: str, tracking_uri: str | None):
 
 
 def interval_text(row, level) -> str:
-    if row.likes_low != row.likes_low:  # NaN
+    if row.likes_low != row.likes_low:  # NaN: a prediction <= 0, or too few validation rows
         return f"~{row.likes:.0f} likes (no interval)"
     return f"~{row.likes:.0f} likes ({level:.0%} interval {row.likes_low:.0f}-{row.likes_high:.0f})"
 
@@ -117,22 +117,22 @@ def _fields():
     return ["date", *PLANNED_POST_FIELDS]
 
 
-def run(args) -> None:
-    predictor = load_model(args.model, args.tracking_uri)
-    records = read_posts(args.posts)
+def predict_file(predictor, path, output=None, explain=False, top=5) -> None:
+    """The command after loading the model: read, validate, predict, print or write."""
+    records = read_posts(path)
     if not records:
-        raise DataError("no posts in the file", Path(args.posts).name)
-    posts, known = predictor.posts(records, Path(args.posts).name)
+        raise DataError("no posts in the file", Path(path).name)
+    posts, known = predictor.posts(records, Path(path).name)
     out = predictor.predict(posts, known)
-    explained = predictor.explain(posts, args.top) if args.explain else None
+    explained = predictor.explain(posts, top) if explain else None
     for line in notes(records, posts, known):
         print(line, file=sys.stderr)
-    if args.output:
+    if output:
         table = posts[["alias", "date"]].copy().join(out)
         if explained:
             table["explain"] = [explanation_cell(e) for e in explained]
-        table.to_csv(args.output, index=False)
-        print(f"wrote {len(table)} predictions to {args.output}")
+        table.to_csv(output, index=False)
+        print(f"wrote {len(table)} predictions to {output}")
         return
     for i, row in enumerate(out.itertuples()):
         head = "" if len(out) == 1 else f"post {i} ({posts['alias'][i] or 'new user'}, {posts['date'][i]:%Y-%m-%d}): "
@@ -143,8 +143,9 @@ def run(args) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per model load is noise here
     try:
-        run(args)
+        predict_file(load_model(args.model, args.tracking_uri), args.posts, args.output, args.explain, args.top)
     except LikepredError as e:
         print(f"likepred.predict: error: {e}", file=sys.stderr)
         return 2

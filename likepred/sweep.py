@@ -29,7 +29,7 @@ SWEEP_FILE = "likepred_sweep.json"
 # Keys that do not change a job's result: left out of the config hash that resume matches on.
 UNHASHED = ("tracking", "sweep", "trainer.verbose")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
-REUSED_TAG = "reused."  # + job num, on the parent: the earlier FINISHED run a skipped job stands for
+REUSED_TAG = "reused."  # + job num, on the parent: {run_id, job} of the earlier run a skipped job reuses
 _open_parents: dict = {}  # parent run id -> tracking uri, until the sweep's end is logged
 
 
@@ -42,6 +42,7 @@ class Job:
     sweep_dir: Path
     parent: dict = field(default_factory=dict)
     launcher: dict = field(default_factory=dict)
+    threads: int | None = None  # BLAS/XLA threads this job may use (None: no cap)
 
     @property
     def swept(self) -> list:
@@ -120,10 +121,15 @@ def limit_threads(n: int):
         os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={n}".strip()
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (taskset, cgroups' cpusets), not the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def prepare_job(cfg, job: Job):
-    n = threads_per_job(job.launcher, os.cpu_count() or 1, cfg.get("sweep", {}).get("threads_per_job"))
-    if n:
-        limit_threads(n)
+    job.threads = threads_per_job(job.launcher, usable_cpus(), cfg.get("sweep", {}).get("threads_per_job"))
+    if job.threads:
+        limit_threads(job.threads)
 
 
 # ---- parent run (parent process)
@@ -225,7 +231,7 @@ def reuse_finished(cfg, job: Job):
         from mlflow.tracking import MlflowClient
 
         MlflowClient(cfg.tracking.uri).set_tag(job.parent["parent_run_id"], f"{REUSED_TAG}{job.num}",
-                                               run.info.run_id)
+                                               json.dumps({"run_id": run.info.run_id, "job": " ".join(job.swept)}))
     print(f"likepred: job #{job.num} {' '.join(job.swept)}: already FINISHED as run {run.info.run_id} "
           "with the same config; skipped (sweep.rerun=true runs it again)", flush=True)
     return True, run.data.metrics.get(cfg.optimized_metric)

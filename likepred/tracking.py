@@ -152,7 +152,7 @@ def job_run(cfg, job=None):
     mlflow.set_tracking_uri(_prepare_uri(cfg.tracking.uri))
     tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job))}
     if job is not None:
-        tags.update({"job": " ".join(job.swept), "job_num": str(job.num)})
+        tags.update({"job": " ".join(job.swept), "job_num": str(job.num), "threads_per_job": str(job.threads)})
     if parent.get("parent_run_id"):
         tags["mlflow.parentRunId"] = parent["parent_run_id"]
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags)

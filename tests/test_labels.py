@@ -111,7 +111,8 @@ def test_symmetric_difference_measure():
 # ------------------------------------------------------------------ autoencoder
 
 def test_autoencoder_learns_and_fits_on_train_images_only(make_cfg, tmp_path):
-    cfg = ae_cfg(make_cfg, "labels_ae", "features.extractors.label_ae.epochs=20")
+    cfg = ae_cfg(make_cfg, "labels_ae", "features.extractors.label_ae.epochs=40",
+                 "features.extractors.label_ae.batch_size=32")
     data, train, test = parts(cfg)
     ex = build_features(cfg.features, data).extractors[0]
     ex.fit(train)
@@ -134,8 +135,8 @@ def test_autoencoder_learns_and_fits_on_train_images_only(make_cfg, tmp_path):
 
 # ------------------------------------------------------------------ no leaks
 
-@pytest.mark.parametrize("features", ["labels_ae", "labels_clusters"])
-@pytest.mark.parametrize("split", ["chrono", "user"])
+@pytest.mark.parametrize("features, split", [("labels_ae", "chrono"), ("labels_clusters", "chrono"),
+                                             ("labels_clusters", "user")])
 def test_label_features_ignore_test_likes(make_cfg, features, split):
     """Changing the likes of test rows moves no feature of any row (as tests/test_features.py)."""
     cfg = ae_cfg(make_cfg, features, f"split={split}")
@@ -208,27 +209,11 @@ def test_leaky_clusters_are_labelled_and_do_read_test_likes(make_cfg):
 
 # ------------------------------------------------------------------ models and presets
 
-@pytest.mark.slow
-@pytest.mark.parametrize("preset", ["approach3", "labels_ae_meta"])
-def test_label_runs_end_to_end(make_cfg, preset):
-    from likepred.app import train as run_train
-
-    if preset == "labels_ae_meta":
-        cfg = make_cfg("features=labels_ae_meta", "model=labels_dense", "features.extractors.label_ae.epochs=3", *FAST)
-    else:
-        cfg = make_cfg(f"+experiment={preset}", "features.extractors.label_ae.epochs=3", *FAST)
-    assert cfg.model.name == "labels_dense" and cfg.target.name == "positivity"
-    metrics = run_train(cfg)
-    assert np.isfinite(metrics["test_mape"]) and metrics["test_mape"] < 100
-
-
-def render_synthetic_images(cfg):
-    from likepred.images.synthetic import render_images
-
-    data = load_dataset(cfg.data)
-    folder = os.path.dirname(data.labels_path)
-    render_images(os.path.join(folder, "latent.csv"), os.path.join(folder, "images"), size=16, progress=False)
-    return data
+def test_labels_ae_meta_adds_history_to_the_codes(make_cfg):
+    cfg = make_cfg("features=labels_ae_meta")
+    names = [e.name for e in build_features(cfg.features).extractors]
+    assert names[-1] == "label_ae" and {"user_history", "profile", "hashtag_score"} <= set(names)
+    assert cfg.features.name == "labels_ae_meta"
 
 
 @pytest.mark.slow
@@ -236,7 +221,9 @@ def test_approach5_logs_reconstruction_scores_and_montage(make_cfg, tmp_path, ca
     """`python -m likepred +experiment=approach5`, read back from MLflow."""
     from mlflow.tracking import MlflowClient
 
-    render_synthetic_images(make_cfg())
+    from likepred.data import ensure_images
+
+    ensure_images(load_dataset(make_cfg().data))  # synthetic images, drawn once
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     from conftest import TINY
     args = [a for a in TINY if not a.startswith("tracking.")] + [
@@ -285,16 +272,18 @@ def test_annotate_help_and_dry_run(tmp_path):
     assert proc.returncode == 2 and "labels.batch_size" in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(server is None, reason="grpcio / google-cloud-vision not installed: pip install -e '.[test]'")
 def test_annotate_command_against_local_vision_then_train(server, make_cfg, tmp_path):  # noqa: F811
-    """The command labels a folder through the local gRPC Vision server; a run trains on that file."""
+    """The command labels a folder through the local gRPC Vision server; approach 3 trains on that file."""
     from PIL import Image
 
     from likepred.app import train as run_train
     from likepred.labels.__main__ import main
 
-    cfg = make_cfg("features=labels_ae", "model=labels_dense", "features.extractors.label_ae.epochs=3",
+    cfg = make_cfg("+experiment=approach3", "features.extractors.label_ae.epochs=3",
                    "features.extractors.label_ae.min_count=3", *FAST)
+    assert (cfg.features.name, cfg.model.name, cfg.target.name) == ("labels_ae", "labels_dense", "positivity")
     data = load_dataset(cfg.data)
     latent = pd.read_csv(os.path.join(os.path.dirname(data.labels_path), "latent.csv"))
     images = tmp_path / "images"

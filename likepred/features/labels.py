@@ -196,18 +196,22 @@ class LabelAutoencoder(LabelVocab):
 
 
 def montage(rows: dict, path, size: int) -> Path:
-    """A PNG grid: one row of `size`-pixel thumbnails per title."""
+    """A PNG grid: one row of `size`-pixel thumbnails per title (unreadable files left blank)."""
     from PIL import Image, ImageDraw
 
-    label_w, cols = 8 * max(len(t) for t in rows) + 8, max(len(v) for v in rows.values())
+    from likepred.images.files import READ_ERRORS, load_image
+
+    label_w, cols = 7 * max(len(t) for t in rows) + 8, max(len(v) for v in rows.values())
     sheet = Image.new("RGB", (label_w + cols * (size + 4), len(rows) * (size + 4)), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (title, files) in enumerate(rows.items()):
         y = r * (size + 4)
         draw.text((4, y + size // 2 - 6), title, fill="black")
         for c, f in enumerate(files):
-            with Image.open(f) as im:
-                sheet.paste(im.convert("RGB").resize((size, size)), (label_w + c * (size + 4), y + 2))
+            try:
+                sheet.paste(Image.fromarray(load_image(str(f), size)), (label_w + c * (size + 4), y + 2))
+            except READ_ERRORS as e:
+                log.warning("cluster montage: skipped %s (%s)", f, e)
     sheet.save(path)
     return Path(path)
 
@@ -220,15 +224,18 @@ def user_scores(likes, clusters, k, alpha, leave_one_out):
     positivity base (their mean likes) included; else one row of scores.
     """
     n = len(likes)
+    if n == 0 or (leave_one_out and n == 1):
+        return np.zeros((n if leave_one_out else 1, k))
     onehot = np.zeros((n, k))
     labelled = clusters >= 0
     onehot[np.flatnonzero(labelled), clusters[labelled]] = 1.0
     if leave_one_out:
         keep = 1.0 - np.eye(n)  # keep[r, i]: row i counts for row r
-        base = (likes.sum() - likes) / np.maximum(n - 1, 1)
-        pos = likes[None, :] / base[:, None] - 1.0
+        base = (likes.sum() - likes) / (n - 1)
     else:
-        keep, pos = np.ones((1, n)), likes[None, :] / likes.mean() - 1.0
+        keep, base = np.ones((1, n)), np.array([likes.mean()])
+    # positivity - 1 of each counted row; a base of 0 likes says nothing
+    pos = np.divide(likes[None, :], base[:, None], out=np.ones((len(base), n)), where=base[:, None] > 0) - 1.0
     sums, counts = (pos * keep) @ onehot, keep @ onehot
     mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
     return np.where(mean > alpha, 1.0, np.where(mean < -alpha, -1.0, 0.0))
@@ -271,7 +278,6 @@ class LabelClusters(LabelAutoencoder):
 
     def _fit_scores(self, train):
         c, likes = self.clusters(train), train["likes"].to_numpy(float)
-        self._train = (train["alias"].to_numpy(), c, likes)
         groups = train.groupby("alias", sort=False).indices
         self.scores_ = {a: user_scores(likes[ix], c[ix], self.k, self.alpha, False)[0] for a, ix in groups.items()}
 
@@ -290,7 +296,7 @@ class LabelClusters(LabelAutoencoder):
 
     def fit_transform(self, train):
         self.fit(train)
-        alias, c, likes = self._train
+        c, likes = self.clusters(train), train["likes"].to_numpy(float)
         scores = np.zeros((len(train), self.k))
         for ix in train.groupby("alias", sort=False).indices.values():
             scores[ix] = user_scores(likes[ix], c[ix], self.k, self.alpha, True)

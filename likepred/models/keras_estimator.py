@@ -32,6 +32,22 @@ def block_stats(inputs: dict) -> dict:
             if isinstance(v, np.ndarray) and v.ndim == 2}
 
 
+def start_at_median(model, y):
+    """Set the output bias so training starts at the target's median, not at 0.
+
+    Raw likes are in the hundreds: from 0 a MAPE-trained net spends many
+    epochs just climbing to the right scale.
+    """
+    out = model.layers[-1]
+    act = getattr(getattr(out, "activation", None), "__name__", "")
+    if getattr(out, "bias", None) is None or act not in ("linear", "exponential", "relu"):
+        return
+    m = float(np.median(y))
+    if act == "exponential":
+        m = float(np.log(max(m, 1e-6)))
+    out.bias.assign(np.full(out.bias.shape, m, dtype="float32"))
+
+
 class KerasEstimator:
     predicts = "target"
 
@@ -48,6 +64,7 @@ class KerasEstimator:
         streamed = has_images(train.inputs)  # image paths: decoded batch by batch, never all at once
         specs = input_specs(train.inputs, self.cfg.images.size if streamed else None)
         self.model = self.builder(specs, self.cfg.model, block_stats(train.inputs))
+        start_at_median(self.model, train.y)
         self.model.compile(optimizer=make_optimizer(self.cfg.optimizer), loss=keras_loss(self.cfg.loss.name))
         callbacks = []
         has_val = val is not None and len(val) > 0

@@ -1,0 +1,218 @@
+"""Image extractors: the post's image file (`image`, streamed to CNNs trained here) and a frozen
+pretrained CNN's features of it (`cnn_features`: VGG19 fc2 by default), cached per image content.
+
+Both find a post's image where the downloader puts it: `dir` (`images.dir`; null: the
+dataset's image folder, where synthetic data draws its pictures on first use) / the post's
+`image` file name (a multi-image post's first), or else the last part of its image URL.
+Neither looks at likes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from likepred.errors import ConfigError
+from likepred.features import Extractor, register
+from likepred.images.download import _as_list, _is_missing, _safe_name, name_from_url
+
+log = logging.getLogger(__name__)
+
+
+def image_names(posts: pd.DataFrame) -> list:
+    """Each post's image file name as the downloader writes it (None: the post names no image)."""
+    urls = posts["url_image"] if "url_image" in posts else [None] * len(posts)
+    out = []
+    for name, url in zip(posts["image"], urls):
+        found = [str(n) for n in _as_list(name) if not _is_missing(n)]
+        if found:
+            out.append(found[0])
+            continue
+        found = [u for u in _as_list(url) if not _is_missing(u)]
+        out.append(name_from_url(found[0]) if found else None)
+    return out
+
+
+class ImageSource(Extractor):
+    """Resolves each post's image file; base of the image extractors."""
+
+    def __init__(self, dataset=None, dir=None):
+        super().__init__(dataset)
+        self.dir = dir
+
+    def fit(self, train):
+        from likepred.data import ensure_images
+
+        self.dir_ = self.dir or (ensure_images(self.dataset) if self.dataset is not None else None)
+        if not self.dir_:
+            raise ConfigError("images.dir is not set and the data has no image folder: download the images "
+                              "(python -m likepred.images download data=... images.dir=DIR) and set images.dir=DIR")
+        if not Path(self.dir_).is_dir():
+            raise ConfigError(f"images.dir={self.dir_}: not a folder; download the images there with "
+                              "`python -m likepred.images download data=... images.dir=...`")
+        return self
+
+    def image_paths(self, posts: pd.DataFrame) -> np.ndarray:
+        """1-D object array of paths; an absolute name (a planned post's image) is used as is."""
+        out = np.empty(len(posts), dtype=object)
+        for i, name in enumerate(image_names(posts)):
+            if name is None:
+                continue
+            out[i] = name if os.path.isabs(name) else os.path.join(self.dir_, _safe_name(name))
+        return out
+
+
+@register("image")
+class ImageFile(ImageSource):
+    """Each post's image file: models that read pixels (cnn_meta, alexnet_cnn) stream them."""
+
+    block = "image"
+    paths = True
+
+    def transform(self, posts):
+        return pd.DataFrame({"image": self.image_paths(posts)})
+
+
+# name: (keras.applications class, preprocessing module, feature layer, its width, input side)
+NETWORKS = {
+    "vgg16": ("VGG16", "vgg16", "fc2", 4096, 224),
+    "vgg19": ("VGG19", "vgg19", "fc2", 4096, 224),
+    "resnet50": ("ResNet50", "resnet", "avg_pool", 2048, 224),
+    "densenet121": ("DenseNet121", "densenet", "avg_pool", 1024, 224),
+    "inceptionv3": ("InceptionV3", "inception_v3", "avg_pool", 2048, 299),
+    "efficientnetb0": ("EfficientNetB0", "efficientnet", "avg_pool", 1280, 224),
+    "efficientnetv2b0": ("EfficientNetV2B0", "efficientnet_v2", "avg_pool", 1280, 224),
+    "convnexttiny": ("ConvNeXtTiny", "convnext", "convnext_tiny_head_layernorm", 768, 224),
+}
+
+
+def _cache_root(cache_dir) -> Path:
+    return Path(cache_dir or os.path.join(os.environ.get("LIKEPRED_CACHE") or
+                                          os.path.expanduser("~/.cache/likepred"), "features"))
+
+
+@register("cnn_features")
+class CnnFeatures(ImageSource):
+    """A frozen keras.applications network's `layer` output for each post's image.
+
+    Features are kept in an HDF5 cache keyed by network, layer, weights, input size and the
+    image's content hash: a rerun or a sweep extracts nothing twice, and a warm run does not
+    even build the network. `weights`: imagenet (Keras downloads them once), null (random,
+    seeded: tests); `weights_path`: a local .h5, wins over `weights`.
+    """
+
+    block = "image_features"
+    transient = ("model_", "preprocess_")
+
+    def __init__(self, dataset=None, dir=None, network="vgg19", layer=None, input_size=None,
+                 weights="imagenet", weights_path=None, cache_dir=None, batch_size=32, on_missing="error", seed=0):
+        super().__init__(dataset, dir)
+        if network not in NETWORKS:
+            raise ConfigError(f"model.network={network!r} is not known; known: {', '.join(NETWORKS)}")
+        if weights not in ("imagenet", None):
+            raise ConfigError(f"model.weights={weights!r}: use imagenet, null (random), or model.weights_path=FILE")
+        from likepred.images.files import check_on_missing
+
+        check_on_missing(on_missing)
+        self.network, self.weights, self.weights_path = network, weights, weights_path
+        _, _, default_layer, width, side = NETWORKS[network]
+        self.layer = layer or default_layer
+        self.dim = width if self.layer == default_layer else None  # else: known once built
+        self.input_size = int(input_size or side)
+        self.cache_dir, self.batch_size, self.on_missing, self.seed = cache_dir, int(batch_size), on_missing, seed
+        self.model_ = self.preprocess_ = None
+
+    def _weights_id(self) -> str:
+        if self.weights_path:
+            from likepred.images.cache import content_hash
+
+            if not Path(self.weights_path).is_file():
+                raise ConfigError(f"model.weights_path={self.weights_path}: file not found")
+            return "file-" + content_hash(self.weights_path)[:16]
+        return "imagenet" if self.weights == "imagenet" else f"random-seed{self.seed}"
+
+    def fit(self, train):
+        super().fit(train)
+        from likepred.images.cache import FeatureCache, extractor_key
+
+        if self.dim is None:
+            self._build()
+        key = extractor_key(f"{self.network}.{self.layer}", self._weights_id(), self.input_size)
+        self.cache_ = FeatureCache(_cache_root(self.cache_dir), key, self.dim)
+        return self
+
+    def _build(self):
+        import keras
+
+        cls, module, *_ = NETWORKS[self.network]
+        weights = self.weights_path or self.weights
+        if weights is None:
+            keras.utils.set_random_seed(int(self.seed))  # random features, same in every run
+        try:
+            base = getattr(keras.applications, cls)(weights=weights, include_top=True,
+                                                    input_shape=(self.input_size, self.input_size, 3))
+        except ValueError as e:  # e.g. imagenet weights with another input size
+            raise ConfigError(f"model.network={self.network} (input_size {self.input_size}, "
+                              f"weights {weights}): {e}") from None
+        except Exception as e:  # the weights download failed (offline?)
+            if weights != "imagenet":
+                raise
+            raise ConfigError(_offline_message(self.network, module, e)) from None
+        try:
+            out = base.get_layer(self.layer).output
+        except ValueError:
+            raise ConfigError(f"model.layer={self.layer!r}: {self.network} has no such layer; "
+                              f"its last layers: {', '.join(l.name for l in base.layers[-4:])}") from None
+        self.model_ = keras.Model(base.input, out, name=f"{self.network}_{self.layer}")
+        self.preprocess_ = getattr(keras.applications, module).preprocess_input
+        self.dim = int(np.prod(out.shape[1:]))
+
+    def _extract(self, paths):
+        from likepred.images.files import load_image
+
+        if self.model_ is None:
+            self._build()
+        # Padded to one batch shape: a new shape would recompile the network.
+        x = np.zeros((max(len(paths), self.batch_size), self.input_size, self.input_size, 3), np.float32)
+        for i, p in enumerate(paths):
+            x[i] = load_image(p, self.input_size)
+        feats = self.model_.predict(self.preprocess_(x), batch_size=len(x), verbose=0)
+        return np.asarray(feats)[:len(paths)].reshape(len(paths), -1)
+
+    def transform(self, posts):
+        from likepred.images.cache import cached_features
+        from likepred.images.files import missing_files, report_once
+
+        paths = self.image_paths(posts)
+        missing = missing_files(list(paths), self.on_missing)
+        ok = np.array([p not in missing for p in paths], bool)
+        feats = np.zeros((len(posts), self.dim), np.float32)
+        if ok.any():
+            errors = "raise" if self.on_missing == "error" else "nan"
+            got = cached_features(paths[ok], self._extract, self.cache_, self.batch_size, errors=errors)
+            bad = np.isnan(got).any(axis=1)
+            report_once(list(paths[ok][bad]), "unreadable:")
+            feats[ok] = np.nan_to_num(got)  # a skipped image: all-zero features
+            stats = self.cache_.stats
+            log.info("%s features: %d from the cache, %d extracted, %d failed (%.1fs)", self.network,
+                     stats.hits, stats.computed, stats.failed, stats.seconds)
+        return pd.DataFrame(feats, columns=[f"{self.network}_{self.layer}_{i}" for i in range(self.dim)])
+
+
+def _offline_message(network, module, error) -> str:
+    try:
+        import importlib
+
+        src = importlib.import_module(f"keras.src.applications.{module}")
+        url = getattr(src, "WEIGHTS_PATH", None) or getattr(src, "BASE_WEIGHTS_PATH", None)
+    except ImportError:
+        url = None
+    where = f" from {url}" if url else ""
+    return (f"could not get the ImageNet weights of {network} ({error}). Keras downloads them once into "
+            f"~/.keras/models (or $KERAS_HOME/models); offline, fetch the .h5 file{where} on a machine with "
+            "network and copy it there, or pass model.weights_path=/path/to/the.h5 "
+            "(model.weights=null gives random weights, for tests)")

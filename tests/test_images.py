@@ -1,0 +1,314 @@
+"""Image models end to end: streaming loader, image extractors, the three nets, the commands."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from likepred.errors import ConfigError, DataError
+from likepred.images.synthetic import render_images
+from test_download import Server
+
+SMALL = ["data.image_size=16", "images.workers=1"]  # drawn 16x16: the classes still show
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """48 synthetic 64x64 JPEGs, class i % 8."""
+    folder = tmp_path_factory.mktemp("pictures")
+    rows = pd.DataFrame({"filename": [f"p{i:03d}.jpg" for i in range(48)], "visual_class": [i % 8 for i in range(48)]})
+    rows.to_csv(folder / "latent.csv", index=False)
+    render_images(folder / "latent.csv", folder / "img", size=64, progress=False)
+    return np.array([str(folder / "img" / f) for f in rows["filename"]], dtype=object)
+
+
+def batches(paths, **kw):
+    from likepred.images.dataset import ImageBatches
+
+    meta = np.arange(len(paths) * 3, dtype=np.float32).reshape(-1, 3)
+    return ImageBatches({"image": paths, "meta": meta}, kw.pop("y", np.arange(len(paths), dtype=np.float32)), **kw)
+
+
+# ---------------------------------------------------------------- the loader
+
+
+def test_loader_shapes_scaling_and_order(pictures):
+    from likepred.images.files import load_image
+
+    ds = batches(pictures, size=32, batch_size=10)
+    assert len(ds) == 5
+    x, y, w = ds[0]
+    assert x["image"].shape == (10, 32, 32, 3) and x["image"].dtype == np.float32
+    assert x["meta"].shape == (10, 3) and y.shape == (10,) and w.tolist() == [1.0] * 10
+    assert 0.0 <= x["image"].min() and x["image"].max() <= 1.0 and x["image"].std() > 0.05
+    np.testing.assert_allclose(x["image"][3], load_image(pictures[3], 32) / 255, atol=1e-6)
+    np.testing.assert_array_equal(y, np.arange(10))  # unshuffled: rows in order
+    last = ds[4]
+    assert last[0]["image"].shape == (8, 32, 32, 3) and last[1].tolist() == list(range(40, 48))
+
+    signed = batches(pictures, size=16, batch_size=4, scale="signed")[0][0]["image"]
+    assert signed.min() < -0.5 and signed.max() <= 1.0 and signed.shape == (4, 16, 16, 3)
+    (x_only,) = batches(pictures, size=16, batch_size=4, y=None)[1]  # prediction batches: inputs only
+    assert set(x_only) == {"image", "meta"}
+
+    shuffled = batches(pictures, size=16, batch_size=16, shuffle=True, seed=3)
+    epoch1 = np.concatenate([shuffled[i][1] for i in range(len(shuffled))])
+    shuffled.on_epoch_end()
+    epoch2 = np.concatenate([shuffled[i][1] for i in range(len(shuffled))])
+    assert sorted(epoch1) == sorted(epoch2) == list(range(48))  # every row once per epoch
+    assert epoch1.tolist() != list(range(48)) and epoch1.tolist() != epoch2.tolist()
+
+    with pytest.raises(ConfigError, match="images.scale"):
+        batches(pictures, scale="bgr")
+    with pytest.raises(ConfigError, match="images.on_missing"):
+        batches(pictures, on_missing="ignore")
+
+
+def test_loader_never_holds_the_dataset(pictures):
+    paths = np.concatenate([pictures] * 5)  # 240 images
+    size, batch = 64, 8
+    ds = batches(paths, size=size, batch_size=batch)
+    whole = len(paths) * size * size * 3 * 4  # all images as float32: 11.8 MB
+    one = batch * size * size * 3 * 4
+    tracemalloc.start()
+    try:
+        for i in range(len(ds)):
+            x, _, _ = ds[i]
+            assert x["image"].shape[0] <= batch
+        del x
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * one < whole / 7, (peak, one, whole)
+
+
+def test_missing_and_corrupt_images(pictures, tmp_path, caplog):
+    bad = tmp_path / "cut.jpg"
+    bad.write_bytes(open(pictures[0], "rb").read()[:200])  # a JPEG cut short
+    paths = np.array([*pictures[:5], str(tmp_path / "gone.jpg"), str(bad), None], dtype=object)
+
+    with pytest.raises(DataError, match=r"gone.jpg: 2 of 8 images are missing \(gone.jpg, \(a post without"):
+        batches(paths, size=16, batch_size=8)
+    with pytest.raises(DataError, match="cut.jpg: cannot read the image"):
+        batches(np.array([*pictures[:5], str(bad)], dtype=object), size=16, batch_size=8)[0]
+
+    caplog.set_level(logging.WARNING)
+    ds = batches(paths, size=16, batch_size=8, on_missing="skip")
+    for _ in range(2):  # two epochs: each bad file is still named once
+        x, _, w = ds[0]
+        ds.on_epoch_end()
+    assert w.tolist() == [1] * 5 + [0] * 3
+    assert (x["image"][5:] == 0).all() and (x["image"][:5] != 0).any()
+    text = caplog.text
+    assert text.count("gone.jpg") == 1 and text.count("cut.jpg") == 1, text
+
+
+# ---------------------------------------------------------------- extractors and data
+
+
+def test_synthetic_images_drawn_only_when_asked(make_cfg):
+    from likepred.data import ensure_images, load_dataset
+    from likepred.features import build_features
+
+    cfg = make_cfg("data.image_size=24", "features=metadata_image")
+    data = load_dataset(cfg.data)
+    folder = data.image_dir
+    assert folder.endswith("images_24") and not os.path.exists(folder)  # metadata-only runs draw nothing
+
+    features = build_features(cfg.features, data)
+    out = features.fit_transform(data.posts)
+    paths = out["image"]
+    assert paths.dtype == object and paths.shape == (len(data.posts),) and out["meta"].dtype == np.float32
+    assert all(os.path.dirname(p) == folder for p in paths)
+    with Image.open(paths[0]) as img:
+        assert img.size == (24, 24)
+    stamp = os.path.getmtime(paths[0])
+    assert ensure_images(data) == folder and os.path.getmtime(paths[0]) == stamp  # drawn once
+
+
+def test_cnn_features_cached_across_runs(pictures, tmp_path):
+    from likepred.features.images import CnnFeatures
+
+    posts = pd.DataFrame({"image": [os.path.basename(p) for p in pictures[:12]], "url_image": None})
+    kw = dict(dir=os.path.dirname(pictures[0]), network="vgg19", input_size=32, weights=None,
+              cache_dir=str(tmp_path), batch_size=8)
+    first = CnnFeatures(**kw).fit(posts)
+    a = first.transform(posts).to_numpy()
+    assert a.shape == (12, 4096) and np.isfinite(a).all() and a.std() > 0
+    assert first.cache_.stats.computed == 12
+
+    again = CnnFeatures(**kw).fit(posts)  # a new run
+    b = again.transform(posts).to_numpy()
+    np.testing.assert_array_equal(a, b)
+    assert again.cache_.stats.hits == 12 and again.cache_.stats.computed == 0
+    assert again.model_ is None  # a warm run never builds the network
+
+    with pytest.raises(ConfigError, match="known: vgg16, vgg19"):
+        CnnFeatures(network="alexnet")
+    with pytest.raises(ConfigError, match="weights_path=.*file not found"):
+        CnnFeatures(**(kw | {"weights_path": str(tmp_path / "nope.h5")})).fit(posts)
+
+
+@pytest.mark.slow
+def test_offline_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
+    """Keras's own download fails as it does offline; nothing is downloaded."""
+    import urllib.error
+
+    import keras.src.backend.config as keras_config
+    import keras.src.utils.file_utils as file_utils
+
+    from likepred.features.images import CnnFeatures
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path))  # an empty Keras cache
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    ex = CnnFeatures(network="vgg19", weights="imagenet")
+    with pytest.raises(ConfigError) as err:
+        ex._build()
+    msg = str(err.value)
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels.h5" in msg and "model.weights_path=" in msg
+    assert "keras/models" in msg and not list(tmp_path.rglob("*.h5"))
+
+
+# ---------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("model", ["cnn_meta", "alexnet_cnn", "vgg19_dense"])
+def test_each_image_model_builds_and_trains(make_cfg, model):
+    from test_models import prepared
+
+    from likepred.evaluate import predict_likes
+    from likepred.models import build_model
+
+    extra = ["model.weights=null", "model.input_size=32"] if model == "vgg19_dense" else []
+    cfg = make_cfg(f"model={model}", "trainer.epochs=1", "data.n_users=8", *SMALL, *extra)
+    data, pipe, train, val, test = prepared(cfg)
+    est = build_model(cfg)
+    logs = []
+    est.fit(train, val, on_epoch=lambda e, log: logs.append(log))
+    pred = predict_likes(est, pipe, test)
+    assert len(logs) == 1 and np.isfinite(logs[0]["loss"]) and "val_loss" in logs[0]
+    assert pred.shape == (len(test),) and np.isfinite(pred).all()
+    block = "image_features" if model == "vgg19_dense" else "image"
+    assert block in [t.name for t in est.model.inputs] and len(est.model.trainable_weights) > 0
+
+
+def test_image_model_without_image_block_says_which_features(make_cfg):
+    from test_models import prepared
+
+    from likepred.models import build_model
+
+    cfg = make_cfg("model=cnn_meta", "features=metadata")
+    _, _, train, val, _ = prepared(cfg)
+    with pytest.raises(ConfigError, match="needs the `image` input block.*features=metadata_image"):
+        build_model(cfg).fit(train, val)
+
+
+@pytest.mark.slow
+def test_cnn_meta_beats_dense_meta(make_cfg):
+    """The synthetic images carry the post's visual class (up to +-0.6 in log likes)."""
+    from likepred.app import train
+
+    common = ["data.n_users=60", "trainer.epochs=10", "seed=0", *SMALL]
+    dense = train(make_cfg("model=dense_meta", *common))
+    cnn = train(make_cfg("model=cnn_meta", *common))
+    assert cnn["test_mape"] < dense["test_mape"] - 4, (cnn["test_mape"], dense["test_mape"])
+    assert cnn["mape_vs_baseline"] < 0
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def run(args, cwd, env_extra=None, module="likepred"):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_commands_run(make_cfg, cache_dir, tmp_path):
+    """The issue's training commands, shrunk: cnn_meta through MLflow; the other two in-process."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.app import train
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tiny = ["data.n_users=10", "data.min_posts=10", "data.max_posts=12", "trainer.epochs=1", *SMALL]
+    proc = run(["data=synthetic", "features=metadata_image", "model=cnn_meta", *tiny, f"tracking.uri={uri}",
+                "tracking.experiment=img", f"tracking.artifact_root={tmp_path}/art", f"hydra.run.dir={tmp_path}/o"],
+               tmp_path, {"LIKEPRED_CACHE": str(cache_dir)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(uri)
+    (found,) = client.search_runs([client.get_experiment_by_name("img").experiment_id])
+    assert found.info.status == "FINISHED" and found.info.run_name == "cnn_meta-metadata_image-mape-chrono"
+    assert "test_mape" in found.data.metrics
+    grid = [a.path for a in client.list_artifacts(found.info.run_id, "features")]
+    assert "features/error_grid.png" in grid
+    with Image.open(client.download_artifacts(found.info.run_id, "features/error_grid.png", str(tmp_path))) as img:
+        assert img.size[0] > 600 and img.size[1] > 200
+
+    for args in (["data=synthetic", "model=alexnet_cnn", "target=positivity"],
+                 ["model=vgg19_dense", "model.weights=null", "model.input_size=32"]):
+        metrics = train(make_cfg(*args, *tiny))
+        assert np.isfinite(metrics["test_mape"]), args
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    thread = threading.Thread(target=s.httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+def _profile(alias, posts):
+    return {"alias": alias, "numberPosts": len(posts), "numberFollowers": 100, "numberFollowing": 10,
+            "posts": [{"date": f"2017-0{i + 1}-01T10:00:00.000Z", "numberLikes": 5, "tags": [], "mentions": [],
+                       **p} for i, p in enumerate(posts)]}
+
+
+@pytest.mark.slow
+def test_download_command(server, tmp_path):
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "ann.json").write_text(json.dumps(_profile("ann", [
+        {"urlImage": server.url("/img/ann1.jpg"), "filename": "ann_1.jpg"},
+        {"urlImage": [server.url("/png/x.png"), server.url("/img/y.jpg")], "multipleImage": True},
+    ])))
+    (folder / "bob.json").write_text(json.dumps(_profile("bob", [{"urlImage": server.url("/missing/bob.jpg")}])))
+    out = tmp_path / "images"
+    args = ["download", "data=profiles", f"data.path={folder}", f"images.dir={out}", "images.size=24",
+            "images.download.retries=0"]
+    proc = run(args, tmp_path, module="likepred.images")
+    assert proc.returncode == 1, proc.stderr  # one failed
+    assert "3 downloaded, 0 skipped (already complete), 1 failed" in proc.stdout + proc.stderr
+    assert sorted(p.name for p in out.glob("*.*g")) == ["ann_1.jpg", "x.png", "y.jpg"]  # every image, own names
+    with Image.open(out / "x.png") as img:
+        assert (img.format, img.size) == ("JPEG", (24, 24))
+    failures = (out / "download_failures.csv").read_text()
+    assert "bob.jpg,HTTP 404" in failures
+
+    again = run(args, tmp_path, module="likepred.images")
+    assert "0 downloaded, 3 skipped" in again.stdout + again.stderr
+    assert server.hits["/img/ann1.jpg"] == 1
+
+    bad = run(["download", "data=profiles", f"data.path={folder}"], tmp_path, module="likepred.images")
+    assert bad.returncode == 2 and "images.dir is not set" in bad.stderr and "Traceback" not in bad.stderr
+    code = ("import sys, runpy; sys.argv=['x', '--help']\n"
+            "try:\n    runpy.run_module('likepred.images', run_name='__main__')\nexcept SystemExit: pass\n"
+            "assert 'keras' not in sys.modules and 'hydra' not in sys.modules, 'heavy import'\n")
+    helped = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert helped.returncode == 0 and "images.download.workers" in helped.stdout, helped.stderr

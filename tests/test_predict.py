@@ -1,0 +1,204 @@
+"""The packaged model and the predict command, on tiny models a real run logged."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import CONF, ROOT, TINY
+
+pytestmark = pytest.mark.slow
+
+
+def train_and_log(store, experiment, *overrides):
+    """Run the app's `train` in-process into `store`; return (run id, config)."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.app import train
+
+    uri = f"sqlite:///{store}/mlflow.db"
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=TINY + ["tracking.enabled=true", f"tracking.uri={uri}",
+                                                  f"tracking.artifact_root={store}/artifacts",
+                                                  f"tracking.experiment={experiment}", *overrides])
+    train(cfg)
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return run.info.run_id, cfg
+
+
+def held_out_rows(run_id, cfg):
+    """The run's test rows as post.json records, and the training process's predictions for them."""
+    import mlflow
+
+    from likepred.data import load_dataset
+
+    table = pd.read_csv(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="predictions.csv",
+                                                            tracking_uri=cfg.tracking.uri))
+    posts = load_dataset(cfg.data).posts.merge(table[["alias", "post_index", "predicted"]], on=["alias", "post_index"])
+    assert len(posts) == len(table)
+    records = [{"alias": p.alias, "numberFollowers": int(p.followers), "numberFollowing": int(p.following),
+                "numberPosts": int(p.posts_count), "caption": p.caption, "tags": list(p.tags),
+                "mentions": list(p.mentions), "date": p.date.isoformat()} for p in posts.itertuples()]
+    return records, posts["predicted"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory, cache_dir):
+    """One MLflow store for the module (creating one costs seconds) and a gbm run in it, registered."""
+    store = tmp_path_factory.mktemp("mlruns")
+    run_id, cfg = train_and_log(store, "predict", "model=gbm", "model.max_iter=40", "tracking.register=tiny")
+    return store, run_id, cfg
+
+
+@pytest.fixture(scope="module")
+def predictor(logged):
+    from likepred.predict import load_model
+
+    store, run_id, cfg = logged
+    return load_model(f"runs:/{run_id}/model", cfg.tracking.uri)
+
+
+def cli(logged, *args, model=None):
+    from likepred.predict import main
+
+    store, run_id, cfg = logged
+    return main(["--model", model or f"runs:/{run_id}/model", "--tracking-uri", cfg.tracking.uri, *args])
+
+
+def write(path, posts):
+    path.write_text("\n".join(json.dumps(p) for p in posts) if path.suffix == ".jsonl" else json.dumps(posts))
+    return path
+
+
+def test_loaded_pyfunc_predicts_as_the_training_process(logged, tmp_path):
+    import mlflow
+
+    store, run_id, cfg = logged
+    records, expected = held_out_rows(run_id, cfg)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    for r in records[::2]:  # known users need no profile numbers: the model kept them
+        for k in ("numberFollowers", "numberFollowing", "numberPosts"):
+            del r[k]
+    out = model.predict(pd.DataFrame(records))
+    np.testing.assert_allclose(out["likes"].to_numpy(), expected, rtol=1e-9)
+    assert out["known_user"].all() and (out["likes_low"] < out["likes"]).all() and (out["likes"] < out["likes_high"]).all()
+    assert model.metadata.get_input_schema().input_names()[0] == "date"
+    inner = model.unwrap_python_model().predictor
+    assert all(e.dataset is None for e in inner.pipeline.features.extractors)  # the Dataset stayed behind
+
+
+def test_keras_model_round_trips(logged, tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    store = logged[0]
+    run_id, cfg = train_and_log(store, "keras", "model=dense_meta", "trainer.epochs=2")
+    arts = {a.path for a in MlflowClient(cfg.tracking.uri).list_artifacts(run_id, "model/artifacts")}
+    assert arts == {"model/artifacts/model.keras", "model/artifacts/predictor.pkl"}  # the net beside, as .keras
+    records, expected = held_out_rows(run_id, cfg)
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    np.testing.assert_allclose(model.predict(pd.DataFrame(records))["likes"].to_numpy(), expected, rtol=1e-5)
+
+
+KNOWN = "user0001"
+SATURDAY = "2017-06-03T18:00:00"
+
+
+def test_known_user_prints_likes_with_interval(logged, predictor, tmp_path, capsys):
+    post = {"alias": KNOWN, "date": SATURDAY, "caption": "sun #beach", "tags": ["beach", "tag4"], "mentions": []}
+    assert cli(logged, str(write(tmp_path / "post.json", post))) == 0
+    out, err = capsys.readouterr()
+    m = re.fullmatch(r"~(\d+) likes \(80% interval (\d+)-(\d+)\)\n", out)
+    assert m, out
+    n, low, high = map(int, m.groups())
+    assert low <= n <= high and "not known" not in err
+    expected = predictor.predict(*predictor.posts([post]))["likes"][0]
+    assert n == round(expected)
+
+
+def test_unknown_user_is_a_cold_start_and_says_so(logged, predictor, tmp_path, capsys):
+    post = {"alias": "newcomer", "numberFollowers": 1500, "numberFollowing": 300, "numberPosts": 80, "date": SATURDAY}
+    assert cli(logged, str(write(tmp_path / "post.json", post))) == 0
+    out, err = capsys.readouterr()
+    assert "user 'newcomer' is not known to the model: cold-start prediction" in err
+    n, low, high = map(int, re.fullmatch(r"~(\d+) likes \(80% interval (\d+)-(\d+)\)\n", out).groups())
+    lo_q, hi_q = predictor.intervals["cold"]  # the wider, cold-start residuals
+    assert low == pytest.approx(n * lo_q, abs=1) and high == pytest.approx(n * hi_q, abs=1)
+
+    del post["numberPosts"], post["numberFollowing"]
+    assert cli(logged, str(write(tmp_path / "post.json", post))) == 2
+    err = capsys.readouterr().err
+    assert "field numberFollowing, numberPosts: user 'newcomer' is not known to the model" in err
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("date", "tomorrow", "field date: unparseable date 'tomorrow'"),
+    ("tags", "beach", "field tags: must be a list of strings, got 'beach'"),
+    ("numberFollowers", -3, "field numberFollowers: must be a non-negative integer, got -3"),
+])
+def test_bad_field_is_one_clear_line(logged, tmp_path, capsys, field, value, message):
+    post = {"alias": KNOWN, "date": SATURDAY, field: value}
+    assert cli(logged, str(write(tmp_path / "bad.json", post))) == 2
+    assert f"likepred.predict: error: file bad.json, {message}" in capsys.readouterr().err
+
+
+def test_bad_field_exit_code_without_traceback(logged, tmp_path):
+    store, run_id, cfg = logged
+    path = write(tmp_path / "posts.jsonl", [{"alias": KNOWN, "date": SATURDAY}, {"alias": KNOWN, "date": "soon"}])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "likepred.predict", "--model", f"runs:/{run_id}/model",
+                           "--tracking-uri", cfg.tracking.uri, str(path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "file posts.jsonl, post 1, field date: unparseable date 'soon'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_batch_jsonl_to_csv_from_the_registry(logged, predictor, tmp_path, capsys):
+    import mlflow
+
+    store, run_id, cfg = logged
+    records, _ = held_out_rows(run_id, cfg)
+    records = records[:20] + [{"alias": f"new{i}", "numberFollowers": 100 * (i + 1), "numberFollowing": 50,
+                               "numberPosts": 10 + i, "date": SATURDAY, "numberLikes": 7} for i in range(3)]
+    out = tmp_path / "out.csv"
+    assert cli(logged, str(write(tmp_path / "posts.jsonl", records)), "-o", str(out), "--explain",
+               model="models:/tiny/1") == 0
+    stdout, err = capsys.readouterr()
+    assert f"wrote 23 predictions to {out}" in stdout and "ignored fields (not used to predict): numberLikes" in err
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["alias", "date", "likes", "likes_low", "likes_high", "known_user", "explain"]
+    expected = mlflow.pyfunc.load_model("models:/tiny/1").predict(pd.DataFrame(records))
+    np.testing.assert_allclose(table["likes"], expected["likes"], rtol=1e-9)
+    assert table["known_user"].tolist() == [True] * 20 + [False] * 3
+    assert all(re.match(r"[\w ]+ [+-]\d+(; [\w ]+ [+-]\d+)*$", e) for e in table["explain"])
+
+
+def test_explain_lists_features_by_effect(logged, predictor, tmp_path, capsys):
+    from likepred.data import load_dataset
+    from likepred.packaging import feature_groups
+    from likepred.split import make_split
+
+    store, run_id, cfg = logged
+    post = {"alias": KNOWN, "date": SATURDAY, "tags": ["tag1", "tag4"], "mentions": ["@a"]}
+    assert cli(logged, "--explain", "--top", "100", str(write(tmp_path / "post.json", post))) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [re.fullmatch(r"\s+([+-]\d+)\s+(\w+)(?: = (.+))?", line) for line in lines[2:-2]]
+    assert all(rows), lines
+    labels = [r.group(2) for r in rows]
+    assert sorted(labels) == sorted(label for label, _ in feature_groups(predictor.pipeline.names))
+    deltas = [abs(int(r.group(1))) for r in rows]
+    assert deltas == sorted(deltas, reverse=True)
+    assert dict((r.group(2), r.group(3)) for r in rows)["weekday"] == "sat"
+    # positivity: the prediction is a multiple of the user's mean likes in the train rows
+    data = load_dataset(cfg.data)
+    train = data.posts.iloc[make_split(data.posts, cfg.split).train]
+    mean = train.loc[train["alias"] == KNOWN, "likes"].mean()
+    assert lines[-1] == f"  (the model predicts a multiple of the user's train mean likes: {mean:.0f})"

@@ -1,0 +1,229 @@
+"""Sweeps as a user runs them: `python -m likepred --multirun ...` in a subprocess, read back from MLflow.
+
+A sweep is one parent run with one child run per job (whatever the launcher), a summary on the
+parent, failed jobs recorded without sinking the sweep, resume by config hash, and Optuna.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+TINY = ["data.n_users=30", "data.min_posts=10", "data.max_posts=15", "trainer.epochs=1", "trainer.verbose=0"]
+SUMMARY = {"sweep_summary.csv", "sweep_summary.txt", "sweep_test_mape.png"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    # One MLflow database for the module: creating one costs seconds of migrations.
+    return tmp_path_factory.mktemp("mlruns")
+
+
+def sweep(args, tmp_path, cache_dir, store, name="multi", experiment=None):
+    """Run `python -m likepred` with args; return (process, uri, sweep dir)."""
+    env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir), PYTHONUNBUFFERED="1")
+    uri = f"sqlite:///{store}/mlflow.db"
+    sweep_dir = tmp_path / name
+    cmd = [sys.executable, "-m", "likepred", *args, *TINY, f"tracking.uri={uri}",
+           f"tracking.experiment={experiment or tmp_path.name}", f"tracking.artifact_root={store}/artifacts",
+           f"hydra.sweep.dir={sweep_dir}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    return proc, uri, sweep_dir
+
+
+def parent_and_children(uri, sweep_dir):
+    """The sweep's parent run (named in its sweep dir) and its child runs, via the MLflow client."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    parent_id = json.loads((sweep_dir / "likepred_sweep.json").read_text())["parent_run_id"]
+    parent = client.get_run(parent_id)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    return client, parent, sorted(children, key=lambda r: int(r.data.tags["job_num"]))
+
+
+def summary(client, parent, tmp_path) -> pd.DataFrame:
+    arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert SUMMARY <= arts, arts
+    path = client.download_artifacts(parent.info.run_id, "sweep_summary.csv", str(tmp_path))
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def sweep_parents(client, experiment):
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], filter_string="tags.`likepred.sweep` = 'true'")
+
+
+# ---- units: pure functions, real configs
+
+def test_threads_per_job_share_the_cores():
+    from likepred.sweep import threads_per_job
+
+    assert threads_per_job({}, 8) is None  # in-process launcher: one job at a time
+    assert threads_per_job({"n_jobs": 2}, 8) == 4
+    assert threads_per_job({"n_jobs": 2}, 2) == 1
+    assert threads_per_job({"n_jobs": -1}, 8) == 1  # joblib: one worker per core
+    assert threads_per_job({"n_jobs": 4, "cpus_per_task": 3}, 8) == 3  # submitit says it
+    assert threads_per_job({"n_jobs": 2}, 8, configured=2) == 2  # sweep.threads_per_job wins
+
+
+def test_config_hash_ignores_bookkeeping_but_not_settings(make_cfg):
+    from likepred.sweep import config_hash
+
+    base = config_hash(make_cfg())
+    assert config_hash(make_cfg("tracking.experiment=other", "sweep.rerun=true", "trainer.verbose=2")) == base
+    assert config_hash(make_cfg("optimizer.lr=0.0005")) != base
+    assert config_hash(make_cfg("model=gbm")) != base
+
+
+def test_tuning_on_test_rows_is_refused(make_cfg):
+    from likepred.errors import ConfigError
+    from likepred.sweep import check_optimized_metric
+
+    check_optimized_metric(make_cfg())
+    with pytest.raises(ConfigError, match="optimized_metric='test_mape'"):
+        check_optimized_metric(make_cfg("optimized_metric=test_mape"))
+
+
+def test_launcher_and_search_configs_compose(cache_dir):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        slurm = compose("config", ["hydra/launcher=slurm", "hydra.launcher.partition=cpu"], return_hydra_config=True)
+        optuna = compose("config", ["hparams_search=dense_meta_optuna"], return_hydra_config=True)
+    launcher = slurm.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "cpu"
+    assert launcher.cpus_per_task and launcher.array_parallelism and launcher.timeout_min and launcher.mem_gb
+    assert optuna.hydra.sweeper._target_.endswith("OptunaSweeper") and optuna.hydra.sweeper.sampler.seed == 0
+    assert optuna.optimized_metric == "val_mape" and optuna.model.name == "dense_meta"
+
+
+# ---- whole sweeps
+
+@pytest.mark.slow
+def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path, cache_dir, store):
+    args = ["--multirun", "model=user_median", "split.test_frac=0.1,0.2,0.3,0.9"]  # 0.9 + val 0.15 > 1
+    proc, uri, sweep_dir = sweep(args, tmp_path, cache_dir, store)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "1 of 4 jobs did not finish" in proc.stderr and "#3 split.test_frac=0.9: FAILED ConfigError" in proc.stderr
+
+    client, parent, children = parent_and_children(uri, sweep_dir)
+    assert len(sweep_parents(client, tmp_path.name)) == 1
+    assert parent.info.status == "FAILED" and parent.info.run_name == "sweep split.test_frac=0.1,0.2,0.3,0.9"
+    assert [c.info.status for c in children] == ["FINISHED"] * 3 + ["FAILED"]
+    assert [c.data.tags["job"] for c in children] == [f"split.test_frac={f}" for f in (0.1, 0.2, 0.3, 0.9)]
+    ok, bad = children[0], children[3]
+    assert ok.data.params["split.test_frac"] == "0.1" and ok.data.params["model.name"] == "user_median"
+    assert "model=user_median" in ok.data.tags["overrides"] and ok.data.tags["config_hash"]
+    assert "test_mape" in ok.data.metrics and "baseline_user_mean_mape" in ok.data.metrics
+    assert bad.data.tags["error"].startswith("ConfigError: split.test_frac and split.val_frac")
+    trace = Path(client.download_artifacts(bad.info.run_id, "traceback.txt", str(tmp_path))).read_text()
+    assert "Traceback" in trace and "make_split" in trace
+
+    table = summary(client, parent, tmp_path)
+    assert list(table["status"]) == ["FINISHED"] * 3 + ["FAILED"]
+    assert list(table["name"]) == [c.data.tags["job"] for c in children]
+    finished = table[table.status == "FINISHED"]
+    assert finished["test_mape"].notna().all() and finished["baseline_user_mean_mape"].notna().all()
+    best = finished.loc[finished["val_mape"].idxmin()]
+    assert parent.data.tags["best_run_id"] == best.run_id
+    assert parent.data.metrics["best_val_mape"] == pytest.approx(best.val_mape)
+    assert parent.data.metrics["jobs_failed"] == 1
+
+    # the same command again: finished jobs are skipped, the failed one runs (and fails) again
+    proc2, _, sweep_dir2 = sweep(args, tmp_path, cache_dir, store, name="again")
+    assert proc2.returncode == 1 and proc2.stdout.count("already FINISHED as run") == 3
+    client, parent2, children2 = parent_and_children(uri, sweep_dir2)
+    assert [c.info.status for c in children2] == ["FAILED"]
+    reused = {k: json.loads(v)["run_id"] for k, v in parent2.data.tags.items() if k.startswith("reused.")}
+    assert reused == {f"reused.{i}": children[i].info.run_id for i in range(3)}
+    table2 = summary(client, parent2, tmp_path / "again")
+    assert list(table2["status"]) == ["REUSED"] * 3 + ["FAILED"]
+    assert list(table2["test_mape"][:3]) == pytest.approx(list(table["test_mape"][:3]))
+
+    # sweep.rerun=true trains again
+    proc3, _, sweep_dir3 = sweep(["--multirun", "model=user_median", "split.test_frac=0.1", "sweep.rerun=true"],
+                                 tmp_path, cache_dir, store, name="rerun")
+    assert proc3.returncode == 0, proc3.stderr[-3000:]
+    _, parent3, children3 = parent_and_children(uri, sweep_dir3)
+    assert [c.info.status for c in children3] == ["FINISHED"] and parent3.info.status == "FINISHED"
+    assert children3[0].data.tags["config_hash"] == children[0].data.tags["config_hash"]
+
+    # the report command reads the same table back
+    rep = subprocess.run([sys.executable, "-m", "likepred.report", str(sweep_dir), "--out", str(tmp_path / "rep")],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert rep.returncode == 0, rep.stderr
+    assert "split.test_frac=0.9  FAILED" in rep.stdout and "#3 FAILED: ConfigError" in rep.stdout
+    assert SUMMARY <= {p.name for p in (tmp_path / "rep").iterdir()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", [
+    ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    ["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"],
+], ids=["joblib", "submitit_local"])
+def test_parallel_launchers_log_children_of_one_parent(launcher, tmp_path, cache_dir, store):
+    from likepred.sweep import usable_cpus
+
+    proc, uri, sweep_dir = sweep(["--multirun", *launcher, "model=user_median,best_constant"],
+                                 tmp_path, cache_dir, store)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, parent, children = parent_and_children(uri, sweep_dir)
+    assert len(sweep_parents(client, tmp_path.name)) == 1 and parent.info.status == "FINISHED"
+    assert [c.data.tags["job"] for c in children] == ["model=user_median", "model=best_constant"]
+    assert all(c.info.status == "FINISHED" and "test_mape" in c.data.metrics for c in children)
+    threads = "1" if "submitit" in launcher[0] else str(max(1, usable_cpus() // 2))
+    assert {c.data.tags["threads_per_job"] for c in children} == {threads}
+    table = summary(client, parent, tmp_path)
+    assert list(table["status"]) == ["FINISHED", "FINISHED"]
+    exp = client.get_experiment_by_name(tmp_path.name)
+    assert len(client.search_runs([exp.experiment_id])) == 3  # the parent and its two children, nothing else
+
+
+@pytest.mark.slow
+def test_optuna_search_records_failed_trials_and_tags_the_best(tmp_path, cache_dir, store):
+    # split.test_frac=0.9 cannot work, so trials that draw it fail; the seeded sampler draws both
+    proc, uri, sweep_dir = sweep(["hparams_search=dense_meta_optuna", "hydra.sweeper.n_trials=3",
+                                  "split.test_frac=choice(0.2,0.9)"], tmp_path, cache_dir, store)
+    client, parent, children = parent_and_children(uri, sweep_dir)
+    assert len(children) == 3 and parent.data.tags["sweeper"] == "OptunaSweeper"
+    fails = [c.data.params["split.test_frac"] == "0.9" for c in children]
+    assert any(fails) and not all(fails), "the seeded sampler should draw both values in 3 trials"
+    assert [c.info.status for c in children] == ["FAILED" if f else "FINISHED" for f in fails]
+    # Optuna saw failed trials as failed, not as numbers, and the sweep exits 1 naming them
+    assert proc.stdout.count("Failed experiment") + proc.stderr.count("Failed experiment") == sum(fails)
+    assert proc.returncode == 1 and f"{sum(fails)} of 3 jobs did not finish" in proc.stderr
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    best = min(finished, key=lambda c: c.data.metrics["val_mape"])
+    assert parent.data.tags["best_run_id"] == best.info.run_id
+    results = (sweep_dir / "optimization_results.yaml").read_text()
+    assert f"best_value: {best.data.metrics['val_mape']}"[:20] in results
+    assert len({c.data.params["optimizer.lr"] for c in children}) == 3
+
+
+@pytest.mark.slow
+def test_study_approaches_in_one_command(tmp_path, cache_dir, store):
+    """Every preset in experiments/ is one job and one row. The presets' own models (CNNs, VGG19,
+    label autoencoders) are tested by their owners; here each job swaps in a fast model so the
+    test checks what the sweep adds: every preset composes, runs and lands in the parent's table."""
+    presets = sorted(p.stem for p in (ROOT / "experiments").glob("approach*.yaml"))
+    assert "approach1" in presets and "approach1_mean" in presets
+    proc, uri, sweep_dir = sweep(["--multirun", "+experiment=glob(approach*)", "model=user_median",
+                                  "features=metadata"], tmp_path, cache_dir, store)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, parent, children = parent_and_children(uri, sweep_dir)
+    table = summary(client, parent, tmp_path)
+    assert sorted(table["name"]) == [f"+experiment={p}" for p in presets]
+    # presets that differ only in the swapped-out parts are one config: the later ones reuse the first
+    assert set(table["data"]) == {"synthetic"} and set(table["status"]) <= {"FINISHED", "REUSED"}
+    assert {c.data.params["split.kind"] for c in children if c.data.tags["job"] == "+experiment=approach1"} == {"legacy"}
+    assert "+experiment=approach1 " in proc.stdout and "43% MAPE" in proc.stdout
