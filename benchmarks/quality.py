@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--splits", default="chrono,user")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
-    a = ap.parse_args()
+    a = ap.parse_intermixed_args()
     data = [f"data={a.source}", f"data.path={a.data_dir}"] if a.data_dir else ["data=synthetic"]
     print(f"{'split':7}{'model':15}" + "".join(f"{c:>14}" for c, _ in COLS))
     for split in a.splits.split(","):

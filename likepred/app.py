@@ -16,7 +16,7 @@ def train(cfg: DictConfig) -> dict:
     """Run one experiment; return its metrics."""
     from likepred.backend import use_backend
     from likepred.data import load_dataset
-    from likepred.evaluate import evaluate
+    from likepred.evaluate import evaluate, predict_likes
     from likepred.features import build_features
     from likepred.images.grid import error_grid
     from likepred.models import build_model
@@ -44,6 +44,9 @@ def train(cfg: DictConfig) -> dict:
             "dataset_hash": data.fingerprint(), "target": cfg.target.name}
     with start_run(cfg, tags) as run:
         model.fit(train_d, val_d, on_epoch=run.log_epoch)
+        if cfg.evaluate.calibrate and len(val_d):
+            scale = pipeline.calibrate(predict_likes(model, pipeline, val_d), val_d.posts["likes"])
+            log.info("calibrated on val rows: predictions x %.3f", scale)
         metrics, predictions = evaluate(model, pipeline, train_d, val_d, test_d, data.scrape_date,
                                         cfg.evaluate.mature_days)
         run.log_results(metrics, predictions, model, cfg, predicted_vs_actual, pipeline, train_d, val_d)
@@ -62,7 +65,7 @@ def run_job(cfg: DictConfig):
     failed, and the sweep exits 1 at its end naming the job. A finished job with the same config
     is skipped (resume). Alone, a LikepredError is one line for people, not a traceback.
     """
-    from likepred.sweep import check_optimized_metric, current_job, prepare_job, reuse_finished
+    from likepred.sweep import check_optimized_metric, current_job, prepare_job, reuse_finished, score
     from likepred.tracking import job_run
 
     job = current_job()
@@ -86,5 +89,4 @@ def run_job(cfg: DictConfig):
             raise
         log.exception("job #%s failed", job.num)
         return None
-    value = metrics.get(cfg.optimized_metric)
-    return None if value is None or value != value else float(value)  # NaN: no score (Optuna: failed)
+    return score(metrics, cfg.optimized_metric)

@@ -65,4 +65,4 @@ def predict_likes(model, pipeline, data) -> np.ndarray:
     pred = model.predict(data)
     if model.predicts == "target":
         pred = pipeline.to_likes(pred, data.posts)
-    return np.asarray(pred, dtype=float)
+    return np.asarray(pred, dtype=float) * pipeline.scale_

@@ -11,7 +11,9 @@ mlflow is imported at the top: this module is only imported to save or load a mo
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import logging
 import math
 import pickle
@@ -50,7 +52,8 @@ class Predictor:
         self.backend = cfg.get("backend")
         self.info = {k: cfg[k].name for k in ("model", "features", "target")}
         self.users = train.posts.drop_duplicates("alias", keep="last").set_index("alias")[PROFILE]
-        self.means = {b: x.mean(axis=0) for b, x in train.inputs.items()}  # what --explain occludes with
+        # what --explain occludes with; blocks of image paths are not explained
+        self.means = {b: x.mean(axis=0) for b, x in train.inputs.items() if x.dtype != object}
         self.level = LEVEL
         if len(val) == 0:
             log.warning("packaged model: no validation rows; its interval comes from train rows (too narrow)")
@@ -112,10 +115,9 @@ class Predictor:
                                        np.full(len(posts), np.nan, np.float32), posts))
 
     def _predict(self, data: ModelData) -> np.ndarray:
-        from threadpoolctl import threadpool_limits
-
         # A few rows: OpenMP's thread start-up costs more than it saves (gbm: 5x on a busy machine).
-        with threadpool_limits(limits=1 if len(data) < SMALL_BATCH else None, user_api="openmp"):
+        small = len(data) < SMALL_BATCH
+        with threadpools().limit(limits=1, user_api="openmp") if small else contextlib.nullcontext():
             return predict_likes(self.estimator, self.pipeline, data)
 
     def predict(self, posts: pd.DataFrame, known: np.ndarray) -> pd.DataFrame:
@@ -131,14 +133,14 @@ class Predictor:
         """Per post, the features that move its prediction most: the change in likes
         when a feature is set to its training mean (occlusion), largest first."""
         inputs = self.pipeline.features.transform(posts)
-        groups = feature_groups(self.pipeline.names)
+        groups = [g for g in feature_groups(self.pipeline.names) if set(g[1]) <= set(self.means)]
         reps = len(groups) + 2  # row 0: as is; 1..g: one feature at its mean; last: all at their means
         batch = {b: np.repeat(x, reps, axis=0) for b, x in inputs.items()}
         for k, (_, cols) in enumerate(groups, start=1):
             for b, idx in cols.items():
                 batch[b][k::reps, idx] = self.means[b][idx]
-        for b, x in batch.items():
-            x[reps - 1::reps] = self.means[b]
+        for b, mean in self.means.items():
+            batch[b][reps - 1::reps] = mean
         rep = posts.loc[posts.index.repeat(reps)].reset_index(drop=True)
         pred = self._predict(ModelData(batch, np.full(len(rep), np.nan, np.float32), rep)).reshape(len(posts), reps)
         base = getattr(self.pipeline.target, "base", None)
@@ -155,6 +157,13 @@ class Predictor:
                                                            float(bases[i])),
             })
         return out
+
+
+@functools.cache
+def threadpools():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # scans the loaded libraries once (ms), not per prediction
 
 
 def feature_groups(names: dict) -> list:

@@ -82,9 +82,11 @@ def interval_text(row, level) -> str:
 def explanation_lines(e: dict) -> list[str]:
     if all(d == 0 for _, _, d in e["contributions"]):
         return ["  no feature moves this model's prediction (it uses the user's train likes alone)"]
-    lines = ["  largest feature contributions (likes; each is the change when that feature is set to its training mean):"]
+    lines = ["  largest feature contributions (likes: the change when that feature is set to its training mean):"]
     for label, value, delta in e["contributions"]:
-        shown = f"{label} = {value:.3g}" if isinstance(value, float) else f"{label} = {value}" if value else label
+        if isinstance(value, float):
+            value = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        shown = f"{label} = {value}" if value else label
         lines.append(f"  {delta:+8.0f}  {shown}")
     lines.append(f"  with every feature at its training mean: {e['at_means']:.0f} likes")
     if e["target_base"]:

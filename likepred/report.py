@@ -41,7 +41,7 @@ def _row(run, optimized_metric, status=None) -> dict:
         "status": status or info.status,
         **{k: m.get(k, np.nan) for k in METRICS},
         optimized_metric: m.get(optimized_metric, np.nan),
-        "study_mape": float(run.data.params.get("study_mape") or np.nan),
+        "study_mape": pd.to_numeric(run.data.params.get("study_mape"), errors="coerce"),
         "data": t.get("data_source", ""),
         "leaky": t.get("leaky", ""),
         "duration_s": (info.end_time - info.start_time) / 1000 if info.end_time else np.nan,

@@ -116,9 +116,8 @@ def limit_threads(n: int):
     for var in THREAD_VARS:
         os.environ[var] = str(n)
     flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:
-        eigen = "false" if n == 1 else "true"
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen={eigen} intra_op_parallelism_threads={n}".strip()
+    if n == 1 and "xla_cpu_multi_thread_eigen" not in flags:  # XLA has no thread-count flag; this is 1
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
 
 
 def usable_cpus() -> int:
@@ -127,9 +126,15 @@ def usable_cpus() -> int:
 
 
 def prepare_job(cfg, job: Job):
+    """Per-job process settings, before Keras/JAX load: thread caps, and JAX's persistent compile
+    cache, so jobs with the same architecture (seeds, lrs, losses) skip recompiling the same XLA
+    programs; a sweep of small nets otherwise spends about half of each job compiling."""
     job.threads = threads_per_job(job.launcher, usable_cpus(), cfg.get("sweep", {}).get("threads_per_job"))
     if job.threads:
         limit_threads(job.threads)
+    cache = Path(os.environ.get("LIKEPRED_CACHE") or "~/.cache/likepred").expanduser() / "jax"
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 # ---- parent run (parent process)
@@ -147,7 +152,7 @@ def start_sweep(config):
     """Create the sweep's parent run and write its id into the sweep dir; called before any job."""
     from mlflow.tracking import MlflowClient
 
-    from likepred.labels.labelfile import write_atomic
+    from likepred.files import write_atomic
     from likepred.tracking import ensure_experiment
 
     tcfg = config.tracking
@@ -189,14 +194,17 @@ def end_sweep(config):
 
     path = Path(str(config.hydra.sweep.dir)).absolute() / SWEEP_FILE
     if not path.exists():
-        return
+        print(f"likepred: the sweep's MLflow parent run was not created ({path} is missing; see the "
+              "warning from TrackingCallback.on_multirun_start above)", file=sys.stderr, flush=True)
+        raise SystemExit(1)
     info = json.loads(path.read_text())
     client = MlflowClient(info["tracking_uri"])
     table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"))
     failed = table[~table["status"].isin(["FINISHED", "REUSED"])]
     client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) else "FINISHED")
     _open_parents.pop(info["parent_run_id"], None)
-    print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs\n{format_table(table)}", flush=True)
+    table_text = format_table(table, info.get("optimized_metric") or "val_mape")
+    print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs\n{table_text}", flush=True)
     if len(failed):
         lines = [f"  #{r.job} {r.name}: {r.status} {r.error}".rstrip() for r in failed.itertuples()]
         print(f"likepred: {len(failed)} of {len(table)} jobs did not finish:\n" + "\n".join(lines),
@@ -206,13 +214,20 @@ def end_sweep(config):
 
 # ---- resume (job side)
 
-def finished_run(cfg, chash: str):
+def score(metrics: dict, name: str):
+    """The optimised metric as a sweeper wants it: a float, or None when undefined (NaN, absent),
+    which Optuna records as a failed trial (a NaN would crash hydra-optuna-sweeper)."""
+    value = metrics.get(name)
+    return None if value is None or value != value else float(value)
+
+
+def finished_run(cfg, chash: str, exp_id=None):
     """An earlier FINISHED run of the same resolved config in this experiment, or None."""
     from mlflow.tracking import MlflowClient
 
     from likepred.tracking import ensure_experiment
 
-    exp_id = ensure_experiment(cfg.tracking)
+    exp_id = exp_id or ensure_experiment(cfg.tracking)
     found = MlflowClient(cfg.tracking.uri).search_runs(
         [exp_id], filter_string=f"tags.config_hash = '{chash}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=1)
@@ -224,7 +239,7 @@ def reuse_finished(cfg, job: Job):
     return (True, its optimised metric); else (False, None). sweep.rerun=true disables it."""
     if not cfg.tracking.enabled or cfg.get("sweep", {}).get("rerun", False):
         return False, None
-    run = finished_run(cfg, config_hash(cfg))
+    run = finished_run(cfg, config_hash(cfg), job.parent.get("experiment_id"))
     if run is None:
         return False, None
     if job.parent.get("parent_run_id"):
@@ -234,4 +249,4 @@ def reuse_finished(cfg, job: Job):
                                                json.dumps({"run_id": run.info.run_id, "job": " ".join(job.swept)}))
     print(f"likepred: job #{job.num} {' '.join(job.swept)}: already FINISHED as run {run.info.run_id} "
           "with the same config; skipped (sweep.rerun=true runs it again)", flush=True)
-    return True, run.data.metrics.get(cfg.optimized_metric)
+    return True, score(run.data.metrics, cfg.optimized_metric)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,14 +65,30 @@ def run_name(cfg) -> str:
 class Run:
     """The open MLflow run of a job (a no-op one when tracking is disabled)."""
 
+    FLUSH_S = 10.0  # per-epoch metrics are written in batches: one DB write per epoch cost ~15 ms
+
     def __init__(self, run_id=None):
         self.run_id = run_id
+        self._pending, self._flushed = [], time.monotonic()
 
     def log_epoch(self, epoch, logs):
         if self.run_id:
-            import mlflow
+            from mlflow.entities import Metric
 
-            mlflow.log_metrics({k: float(v) for k, v in (logs or {}).items()}, step=int(epoch))
+            now = int(time.time() * 1000)
+            self._pending += [Metric(k, float(v), now, int(epoch)) for k, v in (logs or {}).items()]
+            if time.monotonic() - self._flushed > self.FLUSH_S:
+                self.flush()
+
+    def flush(self):
+        """Write the buffered per-epoch metrics (the UI shows curves at most FLUSH_S late)."""
+        if self.run_id and self._pending:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient()
+            for i in range(0, len(self._pending), 1000):  # MLflow's batch limit
+                client.log_batch(self.run_id, metrics=self._pending[i:i + 1000])
+        self._pending, self._flushed = [], time.monotonic()
 
     def log_extras(self, metrics: dict, write_files=None):
         """Figures and files from outside the model (feature extractors); files go under `features/`."""
@@ -102,8 +119,10 @@ class Run:
 
                 save_pyfunc(tmp / "model", model, pipeline, train, val, cfg)
                 mlflow.log_artifacts(str(tmp / "model"), "model")
-                if cfg.tracking.get("register"):
-                    mlflow.register_model(f"runs:/{self.run_id}/model", cfg.tracking.register)
+                if cfg.tracking.get("register"):  # in a sweep every job registers a version, tagged with its score
+                    score = metrics.get(cfg.optimized_metric)
+                    mlflow.register_model(f"runs:/{self.run_id}/model", cfg.tracking.register,
+                                          tags={cfg.optimized_metric: str(score)} if score is not None else None)
 
 
 @contextmanager
@@ -114,15 +133,26 @@ def start_run(cfg, tags: dict):
         return
     import mlflow
 
-    active = mlflow.active_run()
-    if active is not None:
+    joined = mlflow.active_run()  # the job's run, opened by job_run; else open one here
+    if joined is not None:
         mlflow.set_tags(tags)
-        yield Run(active.info.run_id)
-        return
-    exp_id = ensure_experiment(cfg.tracking)
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags) as active:
+        active = joined
+    else:
+        active = mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking), run_name=run_name(cfg), tags=tags)
         mlflow.log_params(flat_params(cfg))
-        yield Run(active.info.run_id)
+    run = Run(active.info.run_id)
+    try:
+        yield run
+    except BaseException:
+        try:
+            run.flush()  # the epochs so far, for the failed run
+        finally:
+            if joined is None:
+                mlflow.end_run("FAILED")
+        raise
+    run.flush()
+    if joined is None:
+        mlflow.end_run()
 
 
 def _task_overrides(job) -> list:

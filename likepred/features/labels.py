@@ -18,6 +18,7 @@ and the extractor pickles.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -40,10 +41,10 @@ ANNOTATE_HINT = "create it with: python -m likepred.labels annotate images.dir=D
 
 
 def image_name(value) -> str | None:
-    """The post's image file name (the first one of a multi-image post)."""
+    """The post's image file name (the first of a multi-image post): label files key base names."""
     if isinstance(value, (list, tuple)):
         value = value[0] if value else None
-    return value or None
+    return os.path.basename(value) if isinstance(value, str) and value else None  # None, NaN: no image
 
 
 def read_label_file(dataset) -> dict:
@@ -201,7 +202,7 @@ def montage(rows: dict, path, size: int) -> Path:
 
     from likepred.images.files import READ_ERRORS, load_image
 
-    label_w, cols = 7 * max(len(t) for t in rows) + 8, max(len(v) for v in rows.values())
+    label_w, cols = 6 * max(len(t) for t in rows) + 8, max(len(v) for v in rows.values())
     sheet = Image.new("RGB", (label_w + cols * (size + 4), len(rows) * (size + 4)), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (title, files) in enumerate(rows.items()):
@@ -305,7 +306,7 @@ class LabelClusters(LabelAutoencoder):
     def report(self, posts):
         out = super().report(posts)
         own = self.transform(posts)["own_cluster_score"].to_numpy() if len(posts) else np.zeros(0)
-        out["clusters"] = float(self.kmeans_.n_clusters)
+        out["k"] = float(self.kmeans_.n_clusters)
         out["own_score_nonzero_frac"] = float(np.mean(own != 0)) if len(own) else float("nan")
         return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import logging
 import os
 import re
@@ -24,6 +25,7 @@ import pandas as pd
 
 from likepred.errors import ConfigError, MissingDependencyError
 from likepred.features import Extractor, register
+from likepred.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +173,9 @@ class EmbeddingCache:
         self.vectors.update(zip(keys, vectors))
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        tmp = self.dir / f".{name}.npz.tmp"  # not matched by the *.npz glob
-        with open(tmp, "wb") as f:
-            np.savez(f, keys=np.array(keys, dtype="S40"), vectors=vectors.astype(np.float32))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.dir / f"{name}.npz")
+        buf = io.BytesIO()
+        np.savez(buf, keys=np.array(keys, dtype="S40"), vectors=vectors.astype(np.float32))
+        write_atomic(self.dir / f"{name}.npz", buf.getvalue())  # temp name not matched by the *.npz glob
 
     def get(self, keys: list[str], width: int) -> np.ndarray:
         if not keys:
@@ -192,6 +191,8 @@ class CaptionEmbedding(Extractor):
     The model is loaded only when a caption is missing from the cache.
     """
 
+    transient = ("encoder", "cache")  # a pickled extractor keeps the PCA; these reload on demand
+
     def __init__(self, dataset=None, model="all-minilm-l6-v2", dim=32, max_tokens=128, cache_dir=None,
                  batch_size=64, chunk=2048, block="meta"):
         super().__init__(dataset)
@@ -201,15 +202,12 @@ class CaptionEmbedding(Extractor):
         if dim is not None and int(dim) < 1:
             raise ConfigError(f"features.extractors.caption_embedding.dim: must be >= 1 or null, got {dim}")
         self.model, self.dim = model, None if dim is None else int(dim)
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.cache_dir = cache_dir  # None: resolved where it runs, so a pickled model finds its own cache
         # 128: the length the model was trained at; longer captions cost more and add little
         self.max_tokens = int(max_tokens)
         self.batch_size, self.chunk, self.block = int(batch_size), int(chunk), block
         self.encoder = None
         self.cache = None
-
-    def __getstate__(self):  # a pickled feature set carries the PCA, not the model or the cache
-        return {**self.__dict__, "encoder": None, "cache": None}
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self.encoder is None:
@@ -221,7 +219,8 @@ class CaptionEmbedding(Extractor):
     def embed(self, captions) -> np.ndarray:
         """Full vectors, one row per caption; new captions are encoded and cached."""
         if self.cache is None:
-            self.cache = EmbeddingCache(self.cache_dir, f"{self.model}-t{self.max_tokens}")
+            root = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+            self.cache = EmbeddingCache(root, f"{self.model}-t{self.max_tokens}")
         texts = [c or "" for c in captions]
         keys = [caption_key(t) for t in texts]
         todo = {k: t for k, t in zip(keys, texts) if k not in self.cache}  # also drops duplicates
@@ -241,6 +240,14 @@ class CaptionEmbedding(Extractor):
             n = min(self.dim, *x.shape)  # fewer train rows than dim: pad the rest with zeros
             self.pca_ = PCA(n_components=n, svd_solver="full").fit(x)
         return self
+
+    def report(self, posts):
+        """The share of these rows' embedding variance that the train PCA keeps."""
+        if self.dim is None or len(posts) < 2:
+            return {}
+        x = self.embed(posts["caption"]).astype(np.float64)
+        rest = x - self.pca_.inverse_transform(self.pca_.transform(x))
+        return {"pca_explained": 1 - (rest ** 2).sum() / ((x - x.mean(axis=0)) ** 2).sum()}
 
     def transform(self, posts):
         x = self.embed(posts["caption"])

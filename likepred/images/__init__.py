@@ -1,1 +1,1 @@
-"""Downloading and resizing post images."""
+"""Post images: downloading, synthetic pictures, streaming to Keras, the feature cache."""

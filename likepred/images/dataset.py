@@ -34,6 +34,8 @@ def has_images(inputs: dict) -> bool:
 
 def input_specs(inputs: dict, size) -> dict:
     """Input shape per block: (size, size, 3) for image paths, the row shape otherwise."""
+    if size is None and has_images(inputs):
+        raise ConfigError("images.size is null: image models need a side in pixels, e.g. images.size=64")
     return {k: (int(size), int(size), 3) if is_path_block(v) else v.shape[1:] for k, v in inputs.items()}
 
 

@@ -12,7 +12,6 @@ import io
 import math
 import os
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -25,6 +24,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from likepred.errors import ConfigError
+from likepred.files import write_atomic
 
 USER_AGENT = "likepred-image-downloader/1.0"
 TEMP_SUFFIX = ".part"
@@ -172,22 +172,6 @@ def _to_jpeg(body: bytes, content_type: str, size) -> bytes:
     return out.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    # Temp file in the same directory so os.replace is an atomic rename; a
-    # crash leaves only a *.part file, never a half-written final name.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _download_one(item, out_dir, size, retries, backoff, timeout) -> tuple[str, str]:
     """Returns (status, reason) with status 'ok', 'skipped' or 'failed'."""
     path = out_dir / item.filename
@@ -198,7 +182,7 @@ def _download_one(item, out_dir, size, retries, backoff, timeout) -> tuple[str, 
         if scheme not in ("http", "https"):
             raise _Failed(f"unsupported URL scheme {scheme!r}")
         body, content_type = _fetch_with_retries(item.url, timeout, retries, backoff)
-        _write_atomic(path, _to_jpeg(body, content_type, size))
+        write_atomic(path, _to_jpeg(body, content_type, size), suffix=TEMP_SUFFIX, fsync=False)
         return "ok", ""
     except _Failed as e:
         return "failed", str(e)

@@ -42,7 +42,7 @@ def _draw(rows, paths, likes, pred, path):
     from likepred.images.files import READ_ERRORS, load_image
 
     k = max(len(ix) for _, ix in rows)
-    fig, axes = plt.subplots(len(rows), k, figsize=(1.6 * k, 2.0 * len(rows)), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.6 * k, 2.3 * len(rows)), dpi=100, squeeze=False)
     for r, (title, ix) in enumerate(rows):
         for c in range(k):
             ax = axes[r, c]

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from likepred.errors import DataError
+from likepred.data.synthetic import read_latent
+from likepred.files import write_atomic
 
 # (name, background RGB, shape); backgrounds sit far apart in colour.
 _CLASSES = [
@@ -84,17 +82,6 @@ def _rng_for(seed: int, filename: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def render_images(latent_csv, out_dir, size=64, seed=0, progress=True) -> int:
     """Write `filename` for every row of `latent_csv` into `out_dir`.
 
@@ -102,15 +89,7 @@ def render_images(latent_csv, out_dir, size=64, seed=0, progress=True) -> int:
     only ever hold complete JPEGs). Returns the number of files written.
     """
     latent_csv, out = Path(latent_csv), Path(out_dir)
-    try:
-        rows = pd.read_csv(latent_csv, usecols=["filename", "visual_class"])
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read the latent table: {e}", file=latent_csv) from e
-    bad = ~rows["visual_class"].isin(range(len(_CLASSES)))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"visual_class must be 0..{len(_CLASSES) - 1}, got {rows['visual_class'].iloc[i]!r}",
-                        file=latent_csv, record=i, field="visual_class")
+    rows = read_latent(latent_csv, len(_CLASSES))
     out.mkdir(parents=True, exist_ok=True)
     written = 0
     for name, cls in tqdm(zip(rows["filename"], rows["visual_class"]), total=len(rows),
@@ -120,6 +99,6 @@ def render_images(latent_csv, out_dir, size=64, seed=0, progress=True) -> int:
             continue
         buf = io.BytesIO()
         draw(int(cls), size, _rng_for(seed, name)).save(buf, "JPEG", quality=JPEG_QUALITY)
-        _write_atomic(path, buf.getvalue())
+        write_atomic(path, buf.getvalue(), suffix=".part", fsync=False)
         written += 1
     return written

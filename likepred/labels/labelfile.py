@@ -3,9 +3,9 @@
 
 import json
 import os
-import tempfile
 
 from likepred.errors import DataError
+from likepred.files import write_atomic
 
 
 def load_labels(path):
@@ -71,20 +71,3 @@ def save_labels(path, records):
     write_atomic(path, json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
 
 
-def write_atomic(path, text):
-    """Replace ``path`` with ``text`` so that readers never see a half-written file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

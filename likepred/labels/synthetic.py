@@ -18,9 +18,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from likepred.errors import DataError
+from likepred.data.synthetic import read_latent
 from likepred.labels.labelfile import save_labels
 
 log = logging.getLogger(__name__)
@@ -75,15 +74,7 @@ def labels_for(visual_class: int, rng: np.random.Generator) -> dict:
 def write_labels(latent_csv, path, seed: int = 0) -> Path:
     """Write the labels of every image in `latent_csv` (filename, visual_class) to `path`."""
     latent_csv, path = Path(latent_csv), Path(path)
-    try:
-        rows = pd.read_csv(latent_csv, usecols=["filename", "visual_class"])
-    except (OSError, ValueError) as e:
-        raise DataError(f"cannot read the latent table: {e}", file=latent_csv) from e
-    bad = ~rows["visual_class"].isin(range(len(THEMES)))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"visual_class must be 0..{len(THEMES) - 1}, got {rows['visual_class'].iloc[i]!r}",
-                        file=latent_csv, record=i, field="visual_class")
+    rows = read_latent(latent_csv, len(THEMES))
     records = {name: labels_for(int(c), _rng_for(seed, name))
                for name, c in zip(rows["filename"], rows["visual_class"])}
     save_labels(path, {name: r for name, r in records.items() if r is not None})

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from tqdm.auto import tqdm
 
 from likepred.errors import ConfigError, DataError, LikepredError, MissingDependencyError
-from likepred.labels.labelfile import load_labels, save_labels, write_atomic
+from likepred.files import write_atomic
+from likepred.labels.labelfile import load_labels, save_labels
 
 MAX_BATCH = 16  # the API's limit on images per BatchAnnotateImages request
 TIMEOUT_S = 120.0

@@ -1,0 +1,33 @@
+"""Writing files so that a crash never leaves a half-written one under the final name."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path, data: bytes | str, suffix: str = ".tmp", fsync: bool = True) -> None:
+    """Write `data` to a temp file beside `path`, then rename it over `path`.
+
+    The rename is atomic on one filesystem: readers see the old file or the
+    new one. A crash leaves at most a hidden `.NAME.*SUFFIX` temp file, which
+    writers that resume can recognise and delete.
+    """
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; caches are shared
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
