@@ -20,6 +20,7 @@ import pickle
 import re
 import sys
 import tempfile
+import warnings
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -279,9 +280,19 @@ def save_pyfunc(path, estimator, pipeline, train: ModelData, val: ModelData, cfg
             pickle.dump(predictor, f)
         if isinstance(estimator, KerasEstimator):
             artifacts["keras_model"] = estimator.save(str(Path(tmp) / "model"))
-        mlflow.pyfunc.save_model(
-            str(path), python_model=LikesModel(), artifacts=artifacts, signature=signature(),
-            pip_requirements=requirements(estimator, predictor.backend),
-            metadata={"likepred": predictor.info | {"interval_level": LEVEL}},
-        )
+        # MLflow warns about CloudPickle and a missing input example on every save: neither
+        # is actionable here (likepred's own classes are pickled; the signature is explicit).
+        quiet = logging.getLogger("mlflow.pyfunc")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*input example.*")
+                mlflow.pyfunc.save_model(
+                    str(path), python_model=LikesModel(), artifacts=artifacts, signature=signature(),
+                    pip_requirements=requirements(estimator, predictor.backend),
+                    metadata={"likepred": predictor.info | {"interval_level": LEVEL}},
+                )
+        finally:
+            quiet.setLevel(level)
     return predictor

@@ -131,6 +131,7 @@ def start_run(cfg, tags: dict):
     if not cfg.tracking.enabled:
         yield Run()
         return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars per artifact are noise
     import mlflow
 
     joined = mlflow.active_run()  # the job's run, opened by job_run; else open one here

@@ -93,9 +93,8 @@ def test_tuning_on_test_rows_is_refused(make_cfg):
 
 
 def test_launcher_and_search_configs_compose(cache_dir):
-    from hydra import compose, initialize_config_dir
-
     from conftest import CONF
+    from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         slurm = compose("config", ["hydra/launcher=slurm", "hydra.launcher.partition=cpu"], return_hydra_config=True)
@@ -194,7 +193,7 @@ def test_optuna_search_records_failed_trials_and_tags_the_best(tmp_path, cache_d
     # split.test_frac=0.9 cannot work, so trials that draw it fail; the seeded sampler draws both
     proc, uri, sweep_dir = sweep(["hparams_search=dense_meta_optuna", "hydra.sweeper.n_trials=3",
                                   "split.test_frac=choice(0.2,0.9)"], tmp_path, cache_dir, store)
-    client, parent, children = parent_and_children(uri, sweep_dir)
+    _, parent, children = parent_and_children(uri, sweep_dir)
     assert len(children) == 3 and parent.data.tags["sweeper"] == "OptunaSweeper"
     fails = [c.data.params["split.test_frac"] == "0.9" for c in children]
     assert any(fails) and not all(fails), "the seeded sampler should draw both values in 3 trials"
