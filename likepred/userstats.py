@@ -63,7 +63,7 @@ class UserStats:
             self.coef_[0] = np.median(Y, axis=0) if len(Y) else np.log(1.0)
         return self
 
-    def _cold(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def cold(self, frame: pd.DataFrame) -> pd.DataFrame:
         est = _profile_matrix(frame) @ self.coef_
         return pd.DataFrame({
             "n": 0.0, "mean": np.exp(est[:, 0]), "median": np.exp(est[:, 1]),
@@ -74,14 +74,14 @@ class UserStats:
     def table(self, posts: pd.DataFrame) -> pd.DataFrame:
         """Stats of each row's user from all train rows (for rows not in train)."""
         known = posts["alias"].isin(self.table_.index).to_numpy()
-        out = self._cold(posts)
+        out = self.cold(posts)
         if known.any():
             out.loc[known, self.table_.columns] = self.table_.loc[posts["alias"][known]].to_numpy()
         return out[["n"] + STATS]
 
     def loo_table(self, train: pd.DataFrame) -> pd.DataFrame:
         """Stats for the train rows the model was fitted on, each without itself."""
-        out = self._cold(train)
+        out = self.cold(train)
         for _, ix in self._groups.items():
             if len(ix) < 2:
                 continue

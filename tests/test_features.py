@@ -96,3 +96,40 @@ def test_userstats_cold_start_and_best_constant():
     brute = grid[np.argmin([np.mean(np.abs(y - c) / y) for c in grid])]
     c = best_constant(y)
     assert np.mean(np.abs(y - c) / y) <= np.mean(np.abs(y - brute) / y) + 1e-12
+
+
+RECENCY = ["+features.extractors.user_past={}", "+features.extractors.user_trend={}",
+           "+features.extractors.post_age={}"]
+
+
+@pytest.mark.parametrize("split", ["chrono", "user"])
+def test_recency_features_ignore_test_likes(make_cfg, split):
+    cfg = make_cfg(f"split={split}", *RECENCY)
+    data, train, test = parts(cfg)
+    fs = build_features(cfg.features, data)
+    fs.fit_transform(train)
+    before = fs.transform(test)["meta"]
+    after = fs.transform(test.assign(likes=test["likes"] * 7 + 1))["meta"]
+    np.testing.assert_array_equal(before, after)
+
+
+def test_user_past_sees_only_earlier_posts(make_cfg):
+    cfg = make_cfg(*RECENCY)
+    data, train, _ = parts(cfg)
+    x = build_features(cfg.features, data)
+    a = x.fit_transform(train)["meta"]
+    names = x.names_["meta"]
+    alias = train["alias"].iloc[0]
+    rows = train.index[train["alias"] == alias].to_numpy()
+    order = rows[np.argsort(train.loc[rows, "date"].to_numpy())]
+    first, last = order[0], order[-1]
+    bumped = train.copy()
+    bumped.loc[last, "likes"] *= 100  # the user's latest train post
+    b = build_features(cfg.features, data).fit_transform(bumped)["meta"]
+    col = names.index("past_log_mean")
+    second = order[1]
+    # the second post's past is the first post alone, whatever later posts got
+    assert a[second, col] == pytest.approx(np.log(train.loc[first, "likes"]), rel=1e-5)
+    assert a[second, col] == b[second, col]
+    assert a[first, names.index("past_log_n")] == 0  # the first post has no past
+    assert b[order[-2], col] == a[order[-2], col] and b[last, col] == a[last, col]

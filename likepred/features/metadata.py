@@ -229,7 +229,7 @@ class UserPast(Extractor):
         return self
 
     def transform(self, posts):
-        cold = np.log(self.stats_._cold(posts)["median"].to_numpy())
+        cold = np.log(self.stats_.cold(posts)["median"].to_numpy())
         days = UserTrend._days(posts)
         cols = ["past_log_n", "past_log_mean", "past_log_ewm", "past_log_last_k", "past_log_last",
                 "past_log_days_since_last", "past_log_std"]
