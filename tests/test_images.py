@@ -5,7 +5,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import tracemalloc
 
 import numpy as np
@@ -16,7 +15,7 @@ from PIL import Image
 from conftest import ROOT
 from likepred.errors import ConfigError, DataError
 from likepred.images.synthetic import render_images
-from test_download import Server
+from test_download import server  # noqa: F401  (the local HTTP server fixture)
 
 SMALL = ["data.image_size=16", "images.workers=1"]  # drawn 16x16: the classes still show
 
@@ -284,16 +283,6 @@ def test_cnn_meta_command_logs_error_grid(cache_dir, tmp_path):
     assert "features/error_grid.png" in [a.path for a in client.list_artifacts(found.info.run_id, "features")]
     with Image.open(client.download_artifacts(found.info.run_id, "features/error_grid.png", str(tmp_path))) as img:
         assert img.size[0] > 600 and img.size[1] > 200
-
-
-@pytest.fixture
-def server():
-    s = Server()
-    thread = threading.Thread(target=s.httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
 
 
 def _profile(alias, posts):
