@@ -34,7 +34,7 @@ def train(cfg: DictConfig) -> dict:
     if features.leaky and cfg.split.kind != "legacy":
         raise ConfigError(f"features={cfg.features.name} uses likes of the predicted posts (the study's leak); "
                           "it is allowed only with split=legacy, to reproduce the study")
-    pipeline = Pipeline(features, build_target(cfg.target))
+    pipeline = Pipeline(features, build_target(cfg.target), cfg.split.get("train_as_unseen", False))
     rows = lambda ix: data.posts.iloc[ix].reset_index(drop=True)  # noqa: E731
     train_d = pipeline.fit_transform(rows(split.train))
     val_d, test_d = pipeline.transform(rows(split.val)), pipeline.transform(rows(split.test))

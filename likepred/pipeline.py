@@ -30,15 +30,27 @@ def mape_optimal_scale(pred, likes) -> float:
     return weighted_median(likes[ok] / pred[ok], pred[ok] / likes[ok]) if ok.any() else 1.0
 
 
+UNSEEN = "\x00unseen"  # appended to train aliases: no fitted table knows them
+
+
 class Pipeline:
     scale_ = 1.0  # set by calibrate(); 1 means predictions as the model made them
 
-    def __init__(self, features, target):
+    def __init__(self, features, target, train_as_unseen: bool = False):
         self.features, self.target = features, target
+        self.train_as_unseen = train_as_unseen
 
     def fit_transform(self, train: pd.DataFrame) -> ModelData:
+        if not self.train_as_unseen:
+            y = self.target.fit_transform(train)
+            return ModelData(self.features.fit_transform(train), y, train)
+        # Cold start: test users are unseen, so train rows are described as an unseen
+        # user's would be (no like history, habits from their own posts only). Under
+        # fresh aliases every extractor and the target take their cold-start path.
+        self.features.fit(train)
         self.target.fit(train)
-        return ModelData(self.features.fit_transform(train), self.target.transform(train), train)
+        unseen = train.assign(alias=train["alias"].astype(str) + UNSEEN)
+        return ModelData(self.features.transform(unseen), self.target.transform(unseen), train)
 
     def transform(self, posts: pd.DataFrame) -> ModelData:
         return ModelData(self.features.transform(posts), self.target.transform(posts), posts)

@@ -23,6 +23,9 @@ class Likes:
     def transform(self, posts):
         return posts["likes"].to_numpy(dtype=np.float32)
 
+    def fit_transform(self, train):
+        return self.fit(train).transform(train)
+
     def inverse(self, y, posts):
         return np.asarray(y, dtype=float)
 
@@ -35,12 +38,15 @@ class LogLikes(Likes):
         return np.exp(np.asarray(y, dtype=float))
 
 
+BASES = ("mean", "median", "best_constant", "lognormal")
+
+
 class Positivity(Likes):
     """likes / the user's train `base` statistic (the study: mean)."""
 
     def __init__(self, base="mean"):
-        if base not in ("mean", "median", "best_constant"):
-            raise ConfigError(f"target.base={base!r} is unknown; known: mean, median, best_constant")
+        if base not in BASES:
+            raise ConfigError(f"target.base={base!r} is unknown; known: {', '.join(BASES)}")
         self.base_stat = base
 
     def fit(self, train):
@@ -49,6 +55,14 @@ class Positivity(Likes):
 
     def base(self, posts):
         return self.stats_.table(posts)[self.base_stat].to_numpy(dtype=float)
+
+    def fit_transform(self, train):
+        # Train rows are divided by their user's statistic *without themselves*,
+        # as test rows are: an in-sample base would make train targets tighter
+        # than test targets, and a MAPE-trained model would lean too high.
+        self.fit(train)
+        base = self.stats_.loo_table(train)[self.base_stat].to_numpy(dtype=float)
+        return (train["likes"].to_numpy(dtype=float) / base).astype(np.float32)
 
     def transform(self, posts):
         return (posts["likes"].to_numpy(dtype=float) / self.base(posts)).astype(np.float32)

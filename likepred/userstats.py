@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-STATS = ["mean", "median", "log_mean", "log_std", "best_constant"]
+STATS = ["mean", "median", "log_mean", "log_std", "best_constant", "lognormal"]
+PRIOR_N = 10  # pseudo-posts pulling a user's log variance toward the typical user's
 PROFILE = ["followers", "following", "posts_count"]
 
 
@@ -51,6 +52,7 @@ class UserStats:
         self._groups, self._likes = groups, likes
         self.global_log_std_ = float(np.nanmedian(self.table_["log_std"])) if len(self.table_) else 1.0
         self.table_["log_std"] = self.table_["log_std"].fillna(self.global_log_std_)
+        self.table_["lognormal"] = self._lognormal(self.table_)
         # Cold start: regress each log-stat on the user's log profile counts.
         users = train.drop_duplicates("alias").set_index("alias").loc[self.table_.index]
         X = _profile_matrix(users)
@@ -63,12 +65,28 @@ class UserStats:
             self.coef_[0] = np.median(Y, axis=0) if len(Y) else np.log(1.0)
         return self
 
+    def _lognormal(self, t: pd.DataFrame) -> np.ndarray:
+        """The MAPE-optimal constant if likes are log-normal: exp(mu - sigma^2).
+
+        Under MAPE the best constant is the 1/y-weighted median, which for a
+        log-normal is exp(mu - sigma^2). With ~10 posts a user's sample sigma is
+        noisy, so it is shrunk toward the typical user's (PRIOR_N pseudo-posts);
+        a smoother estimate than the empirical weighted median.
+        """
+        dof = np.maximum(t["n"].to_numpy(dtype=float) - 1, 0)
+        var = np.nan_to_num(t["log_std"].to_numpy(dtype=float) ** 2)
+        var0 = self.global_log_std_ ** 2
+        shrunk = (dof * var + PRIOR_N * var0) / (dof + PRIOR_N)
+        return np.exp(t["log_mean"].to_numpy(dtype=float) - shrunk)
+
     def cold(self, frame: pd.DataFrame) -> pd.DataFrame:
         est = _profile_matrix(frame) @ self.coef_
         return pd.DataFrame({
             "n": 0.0, "mean": np.exp(est[:, 0]), "median": np.exp(est[:, 1]),
             "best_constant": np.exp(est[:, 2]), "log_mean": est[:, 3],
             "log_std": self.global_log_std_,
+            # the regression's residual spread is not modelled here: calibration on val users scales it
+            "lognormal": np.exp(est[:, 3] - self.global_log_std_ ** 2),
         }, index=frame.index)
 
     def table(self, posts: pd.DataFrame) -> pd.DataFrame:
@@ -86,7 +104,8 @@ class UserStats:
             if len(ix) < 2:
                 continue
             likes = self._likes[ix]
-            rows = [_stats(np.delete(likes, k)) for k in range(len(ix))]
-            out.iloc[ix, [out.columns.get_loc(c) for c in ["n"] + STATS]] = pd.DataFrame(rows)[["n"] + STATS].to_numpy()
+            rows = pd.DataFrame([_stats(np.delete(likes, k)) for k in range(len(ix))])
+            out.iloc[ix, [out.columns.get_loc(c) for c in rows.columns]] = rows.to_numpy()
         out["log_std"] = out["log_std"].fillna(self.global_log_std_)
+        out["lognormal"] = self._lognormal(out)
         return out[["n"] + STATS]

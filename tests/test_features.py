@@ -98,6 +98,33 @@ def test_userstats_cold_start_and_best_constant():
     assert np.mean(np.abs(y - c) / y) <= np.mean(np.abs(y - brute) / y) + 1e-12
 
 
+def test_lognormal_constant_is_the_best_constant_of_a_lognormal_and_shrinks_small_users():
+    rng = np.random.default_rng(1)
+    big = rng.lognormal(6, 0.7, 4000)
+    small = np.array([100.0, 100.0, 100.0])  # no spread of its own: it borrows the typical user's
+    train = pd.DataFrame({"alias": ["big"] * len(big) + ["small"] * 3, "likes": np.r_[big, small],
+                          "followers": 1000, "following": 10, "posts_count": 5})
+    s = UserStats().fit(train)
+    t = s.table_
+    # many posts: the prior hardly matters, and exp(mu - sigma^2) is the empirical MAPE optimum
+    assert t.loc["big", "lognormal"] == pytest.approx(best_constant(big), rel=0.05)
+    assert t.loc["big", "lognormal"] == pytest.approx(np.exp(6 - 0.49), rel=0.05)
+    var0 = s.global_log_std_ ** 2
+    assert t.loc["small", "lognormal"] == pytest.approx(100 * np.exp(-(10 * var0) / (2 + 10)))
+
+
+def test_positivity_divides_train_rows_by_their_users_stat_without_themselves(make_cfg):
+    cfg = make_cfg("target.base=best_constant")
+    _, train, _ = parts(cfg)
+    target = build_target(cfg.target)
+    y = target.fit_transform(train)
+    alias = train["alias"].iloc[0]
+    rows = np.flatnonzero(train["alias"].to_numpy() == alias)
+    likes = train["likes"].to_numpy(float)[rows]
+    for k, r in enumerate(rows[:5]):
+        assert y[r] == pytest.approx(likes[k] / best_constant(np.delete(likes, k)), rel=1e-5)
+
+
 RECENCY = ["+features.extractors.user_past={}", "+features.extractors.user_trend={}",
            "+features.extractors.post_age={}"]
 
@@ -133,3 +160,49 @@ def test_user_past_sees_only_earlier_posts(make_cfg):
     assert a[second, col] == b[second, col]
     assert a[first, names.index("past_log_n")] == 0  # the first post has no past
     assert b[order[-2], col] == a[order[-2], col] and b[last, col] == a[last, col]
+
+
+@pytest.mark.parametrize("split", ["chrono", "user"])
+def test_user_habits_see_only_the_users_posts_up_to_each_row(make_cfg, split):
+    cfg = make_cfg(f"split={split}", "features=text_habits")
+    data, train, test = parts(cfg)
+    fs = build_features({"extractors": {"user_habits": {}}}, data)
+    fs.fit_transform(train)
+    names = fs.names_["meta"]
+    x = fs.transform(test)["meta"]
+    alias = test["alias"].iloc[0]
+    rows = test[test["alias"] == alias].sort_values("date", kind="stable").index
+    first, last = rows[0], rows[-1]
+    n_train = int((train["alias"] == alias).sum())
+    n_upto = int((test.loc[rows, "date"] <= test.loc[first, "date"]).sum())
+    assert x[first, names.index("habit_log_n")] == pytest.approx(np.log1p(n_train + n_upto))
+    # a later post's tags move its own habits, never an earlier post's
+    later = test.copy()
+    later.at[last, "tags"] = [f"t{i}" for i in range(40)]
+    x2 = fs.transform(later)["meta"]
+    col = names.index("habit_n_tags")
+    if test.loc[last, "date"] > test.loc[first, "date"]:
+        assert x2[first, col] == x[first, col]
+    assert x2[last, col] > x[last, col]
+    # likes are never read
+    x3 = fs.transform(test.assign(likes=1))["meta"]
+    np.testing.assert_array_equal(x3, fs.transform(test)["meta"])
+    assert np.isfinite(x).all()
+
+
+def test_cold_start_split_describes_train_rows_as_unseen_users(make_cfg):
+    cfg = make_cfg("split=user", "target.base=best_constant")
+    assert cfg.split.train_as_unseen is False  # the default; this test turns it on
+    data, train, _ = parts(cfg)
+    pipe = Pipeline(build_features(cfg.features, data), build_target(cfg.target), train_as_unseen=True)
+    d = pipe.fit_transform(train)
+    names = pipe.names["meta"]
+    cold = UserStats().fit(train).cold(train)
+    x = d.inputs["meta"]
+    assert (x[:, names.index("user_log_n")] == 0).all()
+    np.testing.assert_allclose(x[:, names.index("user_log_mean")], cold["log_mean"], rtol=1e-5)
+    np.testing.assert_allclose(d.y, train["likes"] / cold["best_constant"], rtol=1e-5)
+    assert d.posts["alias"].equals(train["alias"])  # the rows themselves keep their users
+    # with the flag off, train rows keep their own (leave-one-out) history
+    seen = Pipeline(build_features(cfg.features, data), build_target(cfg.target)).fit_transform(train)
+    assert (seen.inputs["meta"][:, names.index("user_log_n")] > 0).mean() > 0.9

@@ -9,7 +9,7 @@ from likepred.pipeline import Pipeline
 from likepred.split import make_split
 from likepred.targets import build_target
 
-METADATA_MODELS = ["dense_meta", "gbm", "user_mean", "user_median", "best_constant"]
+METADATA_MODELS = ["dense_meta", "gbm", "user_mean", "user_median", "best_constant", "lognormal_constant"]
 
 
 def prepared(cfg):

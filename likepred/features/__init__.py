@@ -94,6 +94,11 @@ class FeatureSet:
         self.names_ = names
         return out
 
+    def fit(self, train: pd.DataFrame) -> "FeatureSet":
+        for e in self.extractors:
+            e.fit(train)
+        return self
+
     def fit_transform(self, train: pd.DataFrame) -> dict:
         return self._collect([e.fit_transform(train) for e in self.extractors])
 

@@ -35,3 +35,9 @@ def user_median(cfg):
 def best_constant(cfg):
     """Per user, the MAPE-optimal constant: the 1/y-weighted median of train likes."""
     return UserConstant("best_constant")
+
+
+@register("lognormal_constant")
+def lognormal_constant(cfg):
+    """Per user, exp(log mean - shrunk log variance): the best constant if likes are log-normal."""
+    return UserConstant("lognormal")
