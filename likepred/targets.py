@@ -61,11 +61,13 @@ class Positivity(Likes):
         # as test rows are: an in-sample base would make train targets tighter
         # than test targets, and a MAPE-trained model would lean too high.
         self.fit(train)
-        base = self.stats_.loo_table(train)[self.base_stat].to_numpy(dtype=float)
-        return (train["likes"].to_numpy(dtype=float) / base).astype(np.float32)
+        return self._divide(train, self.stats_.loo_table(train))
 
     def transform(self, posts):
-        return (posts["likes"].to_numpy(dtype=float) / self.base(posts)).astype(np.float32)
+        return self._divide(posts, self.stats_.table(posts))
+
+    def _divide(self, posts, stats):
+        return (posts["likes"].to_numpy(dtype=float) / stats[self.base_stat].to_numpy(dtype=float)).astype(np.float32)
 
     def inverse(self, y, posts):
         return np.asarray(y, dtype=float) * self.base(posts)

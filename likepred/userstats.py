@@ -81,13 +81,14 @@ class UserStats:
 
     def cold(self, frame: pd.DataFrame) -> pd.DataFrame:
         est = _profile_matrix(frame) @ self.coef_
-        return pd.DataFrame({
+        out = pd.DataFrame({
             "n": 0.0, "mean": np.exp(est[:, 0]), "median": np.exp(est[:, 1]),
             "best_constant": np.exp(est[:, 2]), "log_mean": est[:, 3],
             "log_std": self.global_log_std_,
-            # the regression's residual spread is not modelled here: calibration on val users scales it
-            "lognormal": np.exp(est[:, 3] - self.global_log_std_ ** 2),
         }, index=frame.index)
+        # n = 0: the typical user's spread; the regression's own error is left to calibration on val users
+        out["lognormal"] = self._lognormal(out)
+        return out
 
     def table(self, posts: pd.DataFrame) -> pd.DataFrame:
         """Stats of each row's user from all train rows (for rows not in train)."""

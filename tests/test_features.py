@@ -206,3 +206,14 @@ def test_cold_start_split_describes_train_rows_as_unseen_users(make_cfg):
     # with the flag off, train rows keep their own (leave-one-out) history
     seen = Pipeline(build_features(cfg.features, data), build_target(cfg.target)).fit_transform(train)
     assert (seen.inputs["meta"][:, names.index("user_log_n")] > 0).mean() > 0.9
+
+
+def test_unknown_positivity_base_is_named(make_cfg):
+    with pytest.raises(ConfigError, match="target.base='mode'.*lognormal"):
+        build_target(make_cfg("target.base=mode").target)
+
+
+def test_profiles_best_takes_another_target_cleanly(make_cfg):
+    assert make_cfg("+experiment=profiles_best", "data.path=x", tiny=False).target.base == "lognormal"
+    cfg = make_cfg("+experiment=profiles_best", "data.path=x", "target=log_likes", tiny=False)
+    assert cfg.target.name == "log_likes" and "base" not in cfg.target

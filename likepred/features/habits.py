@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from likepred.features import Extractor, register
+from likepred.features.metadata import post_days
 from likepred.features.text import SCRIPTS, caption_stats
 
 PER_POST = ["n_tags", "n_mentions", "log_caption_chars", "caption_emoji", *(f"script_{s}" for s in SCRIPTS)]
@@ -22,7 +23,7 @@ def _per_post(posts: pd.DataFrame) -> pd.DataFrame:
     caps = pd.DataFrame([caption_stats(c or "") for c in posts["caption"]])
     return pd.DataFrame({
         "alias": posts["alias"].to_numpy(),
-        "days": (posts["date"] - pd.Timestamp("2010-01-01", tz="UTC")).dt.total_seconds().to_numpy() / 86400.0,
+        "days": post_days(posts),
         "n_tags": posts["tags"].map(len).to_numpy(dtype=float),
         "n_mentions": posts["mentions"].map(len).to_numpy(dtype=float),
         **{c: caps[c].to_numpy(dtype=float) for c in PER_POST[2:]},
@@ -37,15 +38,16 @@ class UserHabits(Extractor):
     script) over those posts, this one included."""
 
     def fit(self, train):
-        known = _per_post(train)
-        self.history_ = {a: g.drop(columns="alias") for a, g in known.groupby("alias", sort=False)}
-        rates = self._habits(known, {})["habit_log_posts_per_day"]
-        self.median_rate_ = float(np.nanmedian(rates)) if np.isfinite(rates).any() else 0.0
+        self.fit_transform(train)
         return self
 
     def fit_transform(self, train):
-        self.fit(train)
-        return self._fill(self._habits(_per_post(train), {}))
+        known = _per_post(train)
+        self.history_ = {a: g.drop(columns="alias") for a, g in known.groupby("alias", sort=False)}
+        out = self._habits(known, {})
+        rates = out["habit_log_posts_per_day"]
+        self.median_rate_ = float(np.nanmedian(rates)) if np.isfinite(rates).any() else 0.0
+        return self._fill(out)
 
     def transform(self, posts):
         return self._fill(self._habits(_per_post(posts), self.history_))

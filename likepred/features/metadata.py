@@ -13,6 +13,11 @@ from likepred.features import Extractor, register
 from likepred.userstats import UserStats
 
 
+def post_days(posts: pd.DataFrame) -> np.ndarray:
+    """Each post's date as days since 2010: the one time axis of every date feature."""
+    return ((posts["date"] - pd.Timestamp("2010-01-01", tz="UTC")).dt.total_seconds() / 86400.0).to_numpy()
+
+
 @register("profile")
 class Profile(Extractor):
     """Followers, following and post count of the user (log scale)."""
@@ -29,8 +34,7 @@ class PostTime(Extractor):
 
     def transform(self, posts):
         d = posts["date"]
-        days = ((d - pd.Timestamp("2010-01-01", tz="UTC")).dt.total_seconds() / 86400.0).to_numpy()
-        out = {"days": days}
+        out = {"days": post_days(posts)}
         wd = d.dt.weekday.to_numpy()
         for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun")):
             out[f"weekday_{name}"] = (wd == i).astype(float)
@@ -167,17 +171,13 @@ class UserTrend(Extractor):
         super().__init__(dataset)
         self.shrink = float(shrink_days2)
 
-    @staticmethod
-    def _days(posts):
-        return ((posts["date"] - pd.Timestamp("2010-01-01", tz="UTC")).dt.total_seconds() / 86400.0).to_numpy()
-
     def _fit_one(self, days, logs):
         if len(days) == 0:
             return np.nan, 0.0, np.nan
         return logs.mean(), _trend(days, logs, self.shrink), days.mean()
 
     def fit(self, train):
-        days, logs = self._days(train), np.log(train["likes"].to_numpy(float))
+        days, logs = post_days(train), np.log(train["likes"].to_numpy(float))
         self.groups_ = train.groupby("alias", sort=False).indices
         self.fits_ = {a: self._fit_one(days[ix], logs[ix]) for a, ix in self.groups_.items()}
         self._train = (days, logs)
@@ -192,7 +192,7 @@ class UserTrend(Extractor):
 
     def transform(self, posts):
         f = np.array([self.fits_.get(a, (np.nan, 0.0, np.nan)) for a in posts["alias"]]).reshape(-1, 3)
-        return self._frame(f[:, 0], f[:, 1], f[:, 2], self._days(posts))
+        return self._frame(f[:, 0], f[:, 1], f[:, 2], post_days(posts))
 
     def fit_transform(self, train):
         self.fit(train)
@@ -223,14 +223,14 @@ class UserPast(Extractor):
     def fit(self, train):
         self.stats_ = UserStats().fit(train)
         order = train.sort_values("date", kind="stable")
-        days = UserTrend._days(order)
+        days = post_days(order)
         logs = np.log(order["likes"].to_numpy(float))
         self.hist_ = {a: (days[ix], logs[ix]) for a, ix in order.groupby("alias", sort=False).indices.items()}
         return self
 
     def transform(self, posts):
         cold = np.log(self.stats_.cold(posts)["median"].to_numpy())
-        days = UserTrend._days(posts)
+        days = post_days(posts)
         cols = ["past_log_n", "past_log_mean", "past_log_ewm", "past_log_last_k", "past_log_last",
                 "past_log_days_since_last", "past_log_std"]
         out = np.zeros((len(posts), len(cols)))
