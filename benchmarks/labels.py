@@ -24,7 +24,7 @@ from likepred.data import load_dataset  # noqa: E402
 from likepred.features import build_features  # noqa: E402
 from likepred.split import make_split  # noqa: E402
 
-CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf")
+CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "likepred", "conf")
 
 
 def config(*overrides):

@@ -41,7 +41,7 @@ def train_tiny(model, store, users):
     from likepred.app import train
 
     uri = f"sqlite:///{store}/mlflow.db"
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "likepred" / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[
             f"model={model}", f"data.n_users={users}", "trainer.epochs=5", "trainer.verbose=0",
             f"tracking.uri={uri}", f"tracking.artifact_root={store}/artifacts", f"tracking.experiment=bench-{model}"])
@@ -123,7 +123,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.model:
-            with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            with initialize_config_dir(config_dir=str(ROOT / "likepred" / "conf"), version_base="1.3"):
                 cfg = compose("config")
             jobs = [(args.model, args.model, args.tracking_uri, cfg)]
         else:

@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 from likepred.app import train  # noqa: E402
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+CONF = str(Path(__file__).resolve().parents[1] / "likepred" / "conf")
 MODELS = ["dense_meta", "gbm", "user_mean", "user_median", "best_constant", "lognormal_constant"]
 COLS = [("MAPE", "test_mape"), ("MAPE mat", "test_mape_mature"), ("MdAPE", "test_mdape"),
         ("RMSE log", "test_rmse_log"), ("Spearman/u", "test_spearman_within_user"),

@@ -12,7 +12,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "jax")
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+CONF = str(Path(__file__).resolve().parents[1] / "likepred" / "conf")
 
 
 def main():

@@ -55,7 +55,7 @@ def bare_seconds(n, overrides):
 
     out = []
     for seed in range(n):
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(ROOT / "likepred" / "conf"), version_base="1.3"):
             cfg = compose("config", overrides=[*WORK, *overrides, f"seed={seed}", "tracking.enabled=false"])
         t0 = time.perf_counter()
         train(cfg)

@@ -5,7 +5,7 @@ import hydra
 from likepred.app import run_job
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://likepred.conf", config_name="config")
 def main(cfg):
     return run_job(cfg)
 

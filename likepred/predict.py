@@ -21,7 +21,6 @@ from pathlib import Path
 
 from likepred.errors import ConfigError, DataError, LikepredError
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None):
@@ -55,7 +54,7 @@ def read_posts(path) -> list:
 def default_tracking_uri() -> str:
     from omegaconf import OmegaConf
 
-    return os.environ.get("MLFLOW_TRACKING_URI") or OmegaConf.load(ROOT / "conf/tracking/local.yaml").uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or OmegaConf.load(Path(__file__).resolve().parent / "conf/tracking/local.yaml").uri
 
 
 def load_model(uri: str, tracking_uri: str | None):

@@ -9,7 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = str(ROOT / "conf")
+CONF = str(ROOT / "likepred" / "conf")
 REAL_DATA_ENV = "LIKEPRED_REAL_DATA"
 
 # Tests never touch the user's cache or mlruns, and use the default backend.

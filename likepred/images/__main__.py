@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
 USAGE = """usage: python -m likepred.images download [KEY=VALUE ...]
 
 Download the image of every post (each image of a multi-image post) of the data that the

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from likepred.errors import ConfigError, LikepredError
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 HELP = """\
 likepred.labels: label images with Google Cloud Vision (LABEL_DETECTION and a face count),
