@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image
 
 from likepred.images.cache import FeatureCache, cached_features, extractor_key
-from likepred.images.synthetic import render_images
+from likepred.synthetic.images import render_images
 
 
 def load(paths, size):

@@ -20,7 +20,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 import pandas as pd
 
-from likepred.images.synthetic import render_images
+from likepred.synthetic.images import render_images
 
 
 def main():

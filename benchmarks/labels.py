@@ -66,7 +66,7 @@ def reconstruction(data_args):
 
 
 def compare(data_args, seeds, variants):
-    from likepred.app import train
+    from likepred.train import train
 
     print(f"{'features':44s} {'seed':>4s} {'test_mape':>9s} {'val_mape':>8s} {'s':>4s}")
     for name, overrides in variants:

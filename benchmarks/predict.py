@@ -30,7 +30,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-from likepred.predict import load_model, predict_file
+from likepred.serving.predict import load_model, predict_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def train_tiny(model, store, users):
     from mlflow.tracking import MlflowClient
 
-    from likepred.app import train
+    from likepred.train import train
 
     uri = f"sqlite:///{store}/mlflow.db"
     with initialize_config_dir(config_dir=str(ROOT / "likepred" / "conf"), version_base="1.3"):

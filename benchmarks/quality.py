@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "jax")
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from likepred.app import train  # noqa: E402
+from likepred.train import train  # noqa: E402
 
 CONF = str(Path(__file__).resolve().parents[1] / "likepred" / "conf")
 MODELS = ["dense_meta", "gbm", "user_mean", "user_median", "best_constant", "lognormal_constant"]

@@ -51,7 +51,7 @@ def parallel_capacity(n=10_000_000) -> float:
 
 def bare_seconds(n, overrides):
     """Seconds of train() per config, in one process, tracking off (job 0 included, for warm-up)."""
-    from likepred.app import train
+    from likepred.train import train
 
     out = []
     for seed in range(n):
@@ -89,7 +89,7 @@ def main():
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     os.environ.setdefault("LIKEPRED_CACHE", str(tmp / "cache"))
-    # bare train() gets the compile cache that sweep jobs use (likepred.sweep.prepare_job)
+    # bare train() gets the compile cache that sweep jobs use (likepred.tracking.sweep.prepare_job)
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(tmp / "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     uri = f"sqlite:///{tmp}/mlflow.db"

@@ -2,7 +2,7 @@
 
 import hydra
 
-from likepred.app import run_job
+from likepred.runner import run_job
 
 
 @hydra.main(version_base="1.3", config_path="pkg://likepred.conf", config_name="config")

@@ -13,17 +13,18 @@ import shutil
 import sys
 
 # name -> "module:function(argv) -> exit code"; add a subcommand here.
-COMMANDS = {"report": "likepred.report:main", "ui": "likepred.cli:ui"}
-DEFAULT_STORE = "sqlite:///mlruns/mlflow.db"  # conf/tracking/local.yaml
+COMMANDS = {"report": "likepred.tracking.report:main", "ui": "likepred.cli:ui"}
 
 
 def ui(argv) -> int:
     """`mlflow ui` on the default store (unless --backend-store-uri is given)."""
+    from likepred.config.schema import DEFAULT_URI
+
     mlflow = shutil.which("mlflow")
     if mlflow is None:
         print("likepred ui: the 'mlflow' command is not on PATH (pip install -e .)", file=sys.stderr)
         return 2
-    store = [] if any(a.startswith("--backend-store-uri") for a in argv) else ["--backend-store-uri", DEFAULT_STORE]
+    store = [] if any(a.startswith("--backend-store-uri") for a in argv) else ["--backend-store-uri", DEFAULT_URI]
     os.execv(mlflow, [mlflow, "ui", *store, *argv])
     return 0  # not reached
 

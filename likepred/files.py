@@ -7,6 +7,11 @@ import tempfile
 from pathlib import Path
 
 
+def cache_root() -> Path:
+    """Where likepred keeps what it computes once (synthetic data, features, compiled programs)."""
+    return Path(os.environ.get("LIKEPRED_CACHE") or "~/.cache/likepred").expanduser()
+
+
 def write_atomic(path, data: bytes | str, suffix: str = ".tmp", fsync: bool = True) -> None:
     """Write `data` to a temp file beside `path`, then rename it over `path`.
 

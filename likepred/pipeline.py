@@ -52,6 +52,11 @@ class Pipeline:
         unseen = train.assign(alias=train["alias"].astype(str) + UNSEEN)
         return ModelData(self.features.transform(unseen), self.target.transform(unseen), train)
 
+    def prepare(self, posts: pd.DataFrame, split) -> tuple[ModelData, ModelData, ModelData]:
+        """Fit on the split's train rows; return train, val and test model data."""
+        rows = lambda ix: posts.iloc[ix].reset_index(drop=True)  # noqa: E731
+        return self.fit_transform(rows(split.train)), self.transform(rows(split.val)), self.transform(rows(split.test))
+
     def transform(self, posts: pd.DataFrame) -> ModelData:
         return ModelData(self.features.transform(posts), self.target.transform(posts), posts)
 
@@ -62,8 +67,16 @@ class Pipeline:
     def to_likes(self, pred, posts) -> np.ndarray:
         return self.target.inverse(pred, posts)
 
+    def predict_likes(self, model, data: ModelData, calibrated: bool = True) -> np.ndarray:
+        """The model's predictions on these rows, in likes (times the calibration scale)."""
+        pred = model.predict(data)
+        if model.predicts == "target":
+            pred = self.to_likes(pred, data.posts)
+        return np.asarray(pred, dtype=float) * (self.scale_ if calibrated else 1.0)
+
     def calibrate(self, pred_likes, likes):
-        """Fit one multiplier on validation rows so the MAPE there is least.
+        """Fit one multiplier on validation rows so the MAPE there is least (val metrics used for
+        model selection are measured before it: on the same rows they would read optimistic).
 
         Under MAPE an uncertain prediction should lean low (over-predicting
         costs without bound, under-predicting at most 100%); how far depends

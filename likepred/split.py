@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from likepred.errors import ConfigError
+from likepred.registry import Registry
 
 
 @dataclass
@@ -68,16 +69,16 @@ def _legacy(posts, cfg, rng):
     return [pos[: n - n_test - n_val]], [pos[n - n_test - n_val: n - n_test]], [pos[n - n_test:]]
 
 
-SPLITS = {"chrono": _chrono, "user": _user, "random": _random, "legacy": _legacy}
+SPLITS = Registry("split.kind")
+for _name, _fn in {"chrono": _chrono, "user": _user, "random": _random, "legacy": _legacy}.items():
+    SPLITS.add(_name, _fn)
 
 
 def make_split(posts: pd.DataFrame, cfg) -> Split:
-    if cfg.kind not in SPLITS:
-        raise ConfigError(f"split.kind={cfg.kind!r} is unknown; known: {', '.join(SPLITS)}")
     if not (0 < cfg.test_frac < 1 and 0 <= cfg.val_frac < 1 and cfg.test_frac + cfg.val_frac < 1):
         raise ConfigError("split.test_frac and split.val_frac must be fractions summing to less than 1")
     rng = np.random.default_rng(cfg.seed)
-    parts = SPLITS[cfg.kind](posts, cfg, rng)
+    parts = SPLITS.get(cfg.kind)(posts, cfg, rng)
     train, val, test = (np.sort(np.concatenate(p)).astype(np.int64) if len(p) else np.array([], np.int64) for p in parts)
     if len(train) == 0 or len(test) == 0:
         raise ConfigError(f"split={cfg.kind} left no train or no test rows ({len(posts)} posts); use more data")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from likepred.errors import ConfigError
+from likepred.registry import Registry
 from likepred.userstats import UserStats
 
 
@@ -73,14 +74,14 @@ class Positivity(Likes):
         return np.asarray(y, dtype=float) * self.base(posts)
 
 
-TARGETS = {"likes": Likes, "log_likes": LogLikes, "positivity": Positivity}
+TARGETS = Registry("target.name")
+for _name, _cls in {"likes": Likes, "log_likes": LogLikes, "positivity": Positivity}.items():
+    TARGETS.add(_name, _cls)
 
 
 def build_target(cfg):
-    if cfg.name not in TARGETS:
-        raise ConfigError(f"target={cfg.name!r} is unknown; known: {', '.join(TARGETS)}")
     params = {k: v for k, v in cfg.items() if k != "name"}
     try:
-        return TARGETS[cfg.name](**params)
+        return TARGETS.get(cfg.name)(**params)
     except TypeError as e:
         raise ConfigError(f"target={cfg.name}: {e}") from None

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from likepred.data import load_dataset
-from likepred.data.synthetic import generate
+from likepred.synthetic.profiles import generate
 from likepred.errors import DataError
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from conftest import ROOT
 from likepred.errors import ConfigError, DataError
-from likepred.images.synthetic import render_images
+from likepred.synthetic.images import render_images
 from test_download import server  # noqa: F401  (the local HTTP server fixture)
 
 SMALL = ["data.image_size=16", "images.workers=1"]  # drawn 16x16: the classes still show
@@ -115,7 +115,7 @@ def test_missing_and_corrupt_images(pictures, tmp_path, caplog):
 
 
 def test_synthetic_images_drawn_only_when_asked(make_cfg):
-    from likepred.data import ensure_images, load_dataset
+    from likepred.data import load_dataset
     from likepred.features import build_features
 
     cfg = make_cfg("data.image_size=24", "features=metadata_image")
@@ -124,6 +124,8 @@ def test_synthetic_images_drawn_only_when_asked(make_cfg):
     assert folder.endswith("images_24") and not os.path.exists(folder)  # metadata-only runs draw nothing
 
     features = build_features(cfg.features, data)
+    assert features.needs_images
+    data.ensure_images()  # the train step draws them, once, because the features need them
     out = features.fit_transform(data.posts)
     paths = out["image"]
     assert paths.dtype == object and paths.shape == (len(data.posts),) and out["meta"].dtype == np.float32
@@ -131,7 +133,7 @@ def test_synthetic_images_drawn_only_when_asked(make_cfg):
     with Image.open(paths[0]) as img:
         assert img.size == (24, 24)
     stamp = os.path.getmtime(paths[0])
-    assert ensure_images(data) == folder and os.path.getmtime(paths[0]) == stamp  # drawn once
+    assert data.ensure_images() == folder and os.path.getmtime(paths[0]) == stamp  # drawn once
 
 
 def test_cnn_features_settings_are_checked(tmp_path):
@@ -179,7 +181,6 @@ def test_offline_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
 def test_each_streaming_model_builds_and_trains(make_cfg, command):
     from test_models import prepared
 
-    from likepred.evaluate import predict_likes
     from likepred.models import build_model
 
     cfg = make_cfg(*command, "trainer.epochs=1", "trainer.batch_size=1024", *SMALL)  # one step
@@ -188,7 +189,7 @@ def test_each_streaming_model_builds_and_trains(make_cfg, command):
     est = build_model(cfg)
     logs = []
     est.fit(train, None, on_epoch=lambda e, log: logs.append(log))
-    pred = predict_likes(est, pipe, test)
+    pred = pipe.predict_likes(est, test)
     assert len(logs) == 1 and np.isfinite(logs[0]["loss"])
     assert pred.shape == (len(test),) and np.isfinite(pred).all()
     assert "image" in [t.name for t in est.model.inputs] and len(est.model.trainable_weights) > 0
@@ -197,7 +198,7 @@ def test_each_streaming_model_builds_and_trains(make_cfg, command):
 @pytest.mark.slow
 def test_vgg19_dense_trains_on_cached_features(make_cfg, caplog):
     """`python -m likepred model=vgg19_dense`, shrunk: the second run extracts nothing."""
-    from likepred.app import train
+    from likepred.train import train
 
     cfg = make_cfg("model=vgg19_dense", "model.weights=null", "model.input_size=32", "data.n_users=6",
                    "trainer.epochs=2", *SMALL)
@@ -225,7 +226,7 @@ def test_image_model_without_image_block_says_which_features(make_cfg):
 @pytest.mark.slow
 def test_cnn_meta_beats_dense_meta(make_cfg):
     """The synthetic images carry the post's visual class (up to +-0.6 in log likes)."""
-    from likepred.app import train
+    from likepred.train import train
 
     common = ["trainer.epochs=8", "seed=0", *SMALL]
     dense = train(make_cfg("model=dense_meta", *common))

@@ -14,10 +14,10 @@ from conftest import ROOT
 from likepred.data import load_dataset
 from likepred.data.schema import Dataset
 from likepred.errors import ConfigError
-from likepred.features import EXTRACTORS, build_features
+from likepred.features import EXTRACTORS, FeatureContext, build_features
 from likepred.features.labels import symmetric_difference, user_scores
 from likepred.labels.labelfile import load_labels, save_labels
-from likepred.labels.synthetic import THEMES, write_labels
+from likepred.synthetic.labels import THEMES, write_labels
 from likepred.pipeline import Pipeline
 from likepred.split import make_split
 from likepred.targets import build_target
@@ -75,31 +75,37 @@ def tiny_dataset(tmp_path, records, images):
     return Dataset(posts, pd.DataFrame(), "test", pd.Timestamp("2017-01-01", tz="UTC"), None, str(path)), posts
 
 
+def vocab(ds, **settings):
+    ex = EXTRACTORS.get("label_vocab")(**settings)
+    ex.context = FeatureContext.of(ds)
+    return ex
+
+
 def test_vocabulary_from_train_images_and_unlabelled_posts(tmp_path):
     records = [{"filename": f"{i}.jpg", "numFaces": i % 3,
                 "labels": {"dog": 0.9, **({"cat": 0.6} if i < 3 else {}), **({"rare": 0.7} if i == 0 else {})}}
                for i in range(6)] + [{"filename": "t.jpg", "numFaces": 0, "labels": {"dog": 0.8, "testonly": 0.9}}]
     ds, posts = tiny_dataset(tmp_path, records, [f"{i}.jpg" for i in range(6)] + ["t.jpg", "missing.jpg", None])
     train, test = posts.iloc[:6], posts.iloc[6:]
-    ex = EXTRACTORS["label_vocab"](dataset=ds, min_count=2)
+    ex = vocab(ds, min_count=2)
     ex.fit(train)
     assert ex.vocab_ == ["dog", "cat"]  # by train count; "rare" (1 image) and "testonly" are out
     out = ex.transform(test)
     assert list(out.columns) == ["label_dog", "label_cat", "has_labels", "log_num_faces"]
     np.testing.assert_array_equal(out.to_numpy(), [[1, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
-    score = EXTRACTORS["label_vocab"](dataset=ds, min_count=2, encoding="score").fit(train).transform(train)
+    score = vocab(ds, min_count=2, encoding="score").fit(train).transform(train)
     np.testing.assert_allclose(score["label_cat"], [0.6, 0.6, 0.6, 0, 0, 0])
     np.testing.assert_allclose(score["log_num_faces"], np.log1p([0, 1, 2, 0, 1, 2]))
     with pytest.raises(ConfigError, match="encoding"):
-        EXTRACTORS["label_vocab"](dataset=ds, encoding="tfidf")
+        vocab(ds, encoding="tfidf")
     with pytest.raises(Exception, match="min_count"):
-        EXTRACTORS["label_vocab"](dataset=ds, min_count=50).fit(train)
+        vocab(ds, min_count=50).fit(train)
 
 
 def test_missing_label_file_says_how_to_make_one(tmp_path):
     ds = Dataset(pd.DataFrame(), pd.DataFrame(), "t", None, None, str(tmp_path / "nope.json"))
     with pytest.raises(Exception, match="likepred.labels annotate"):
-        EXTRACTORS["label_vocab"](dataset=ds).fit(pd.DataFrame({"image": ["a.jpg"]}))
+        vocab(ds).fit(pd.DataFrame({"image": ["a.jpg"]}))
 
 
 def test_symmetric_difference_measure():
@@ -191,10 +197,10 @@ def test_train_rows_cluster_scores_leave_themselves_out(make_cfg):
 
 
 def test_leaky_clusters_are_labelled_and_do_read_test_likes(make_cfg):
-    from likepred.app import train as run_train
+    from likepred.config import check
 
     with pytest.raises(ConfigError, match="split=legacy"):
-        run_train(ae_cfg(make_cfg, "labels_clusters_leaky", "split=chrono"))
+        check(ae_cfg(make_cfg, "labels_clusters_leaky", "split=chrono"))
     cfg = ae_cfg(make_cfg, "labels_clusters_leaky", "split=legacy", "features.extractors.label_clusters_leaky.alpha=0.1")
     data, train, test = parts(cfg)
     fs = build_features(cfg.features, data)
@@ -221,9 +227,8 @@ def test_approach5_logs_reconstruction_scores_and_montage(make_cfg, tmp_path, ca
     """`python -m likepred +experiment=approach5`, read back from MLflow."""
     from mlflow.tracking import MlflowClient
 
-    from likepred.data import ensure_images
 
-    ensure_images(load_dataset(make_cfg().data))  # synthetic images, drawn once
+    load_dataset(make_cfg().data).ensure_images()  # synthetic images, drawn once
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     from conftest import TINY
     args = [a for a in TINY if not a.startswith("tracking.")] + [
@@ -278,7 +283,7 @@ def test_annotate_command_against_local_vision_then_train(server, make_cfg, tmp_
     """The command labels a folder through the local gRPC Vision server; approach 3 trains on that file."""
     from PIL import Image
 
-    from likepred.app import train as run_train
+    from likepred.train import train as run_train
     from likepred.labels.__main__ import main
 
     cfg = make_cfg("+experiment=approach3", "features.extractors.label_ae.epochs=3",

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from likepred.metrics import all_metrics, spearman_within_user
+from likepred.evaluation.metrics import all_metrics, spearman_within_user
 
 
 def test_metrics_against_hand_computed():

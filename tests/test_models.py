@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from likepred.data import load_dataset
-from likepred.evaluate import evaluate, predict_likes
+from likepred.evaluation import evaluate
 from likepred.features import build_features
-from likepred.models import MODELS, _import_all, build_model
+from likepred.models import MODELS, build_model
 from likepred.pipeline import Pipeline
 from likepred.split import make_split
 from likepred.targets import build_target
@@ -18,14 +18,15 @@ def prepared(cfg):
     use_backend(cfg.backend)
     data = load_dataset(cfg.data)
     split = make_split(data.posts, cfg.split)
-    rows = lambda ix: data.posts.iloc[ix].reset_index(drop=True)  # noqa: E731
-    pipe = Pipeline(build_features(cfg.features, data), build_target(cfg.target))
-    return data, pipe, pipe.fit_transform(rows(split.train)), pipe.transform(rows(split.val)), pipe.transform(rows(split.test))
+    features = build_features(cfg.features, data)
+    if features.needs_images:
+        data.ensure_images()
+    pipe = Pipeline(features, build_target(cfg.target))
+    return (data, pipe, *pipe.prepare(data.posts, split))
 
 
 def test_registry_lists_builtins():
-    _import_all()
-    assert set(METADATA_MODELS) <= set(MODELS)
+    assert set(METADATA_MODELS) <= set(MODELS.names())
 
 
 @pytest.mark.parametrize("model", METADATA_MODELS)
@@ -36,7 +37,7 @@ def test_each_model_builds_and_trains(make_cfg, model, loss):
     est = build_model(cfg)
     epochs = []
     est.fit(train, val, on_epoch=lambda e, logs: epochs.append(logs))
-    pred = predict_likes(est, pipe, test)
+    pred = pipe.predict_likes(est, test)
     assert pred.shape == (len(test),) and np.isfinite(pred).all()
     if model == "dense_meta":
         assert len(epochs) == 1 and {"loss", "val_loss"} <= set(epochs[0])
@@ -46,7 +47,7 @@ def test_unknown_model_lists_known(make_cfg):
     from likepred.errors import ConfigError
 
     cfg = make_cfg("model.name=nope")
-    with pytest.raises(ConfigError, match="known: .*dense_meta"):
+    with pytest.raises(ConfigError, match="model.name='nope' is unknown.*known: .*dense_meta"):
         build_model(cfg)
 
 
@@ -57,9 +58,13 @@ def test_models_learn_beyond_user_median(make_cfg):
     data, pipe, train, val, test = prepared(cfg)
     est = build_model(cfg)
     est.fit(train, val)
-    metrics, _ = evaluate(est, pipe, train, val, test, data.scrape_date, 7)
     median = build_model(make_cfg("model=user_median"))
     median.fit(train, val)
-    median_mape = np.mean(np.abs(test.posts["likes"] - predict_likes(median, pipe, test)) / test.posts["likes"]) * 100
+    best = build_model(cfg, "best_constant")
+    best.fit(train)
+    preds = {"model": pipe.predict_likes(est, test), "user_median": pipe.predict_likes(median, test),
+             "best_constant": pipe.predict_likes(best, test)}
+    metrics, _ = evaluate(test.posts, preds, data.scrape_date, 7)
+    median_mape = metrics["baseline_user_median_mape"]
     assert metrics["test_mape"] < median_mape - 3
     assert metrics["test_mape"] < metrics["baseline_best_constant_mape"]

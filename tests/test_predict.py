@@ -20,7 +20,7 @@ def train_and_log(store, experiment, *overrides):
     """Run the app's `train` in-process into `store`; return (run id, config)."""
     from mlflow.tracking import MlflowClient
 
-    from likepred.app import train
+    from likepred.train import train
 
     uri = f"sqlite:///{store}/mlflow.db"
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
@@ -59,14 +59,14 @@ def logged(tmp_path_factory, cache_dir):
 
 @pytest.fixture(scope="module")
 def predictor(logged):
-    from likepred.predict import load_model
+    from likepred.serving.predict import load_model
 
     store, run_id, cfg = logged
     return load_model(f"runs:/{run_id}/model", cfg.tracking.uri)
 
 
 def cli(logged, *args, model=None):
-    from likepred.predict import main
+    from likepred.serving.predict import main
 
     store, run_id, cfg = logged
     return main(["--model", model or f"runs:/{run_id}/model", "--tracking-uri", cfg.tracking.uri, *args])
@@ -148,7 +148,7 @@ def test_unknown_user_is_a_cold_start_and_says_so(logged, predictor, tmp_path, c
 def test_bad_field_is_one_clear_line(logged, tmp_path, capsys, field, value, message):
     post = {"alias": KNOWN, "date": SATURDAY, field: value}
     assert cli(logged, str(write(tmp_path / "bad.json", post))) == 2
-    assert f"likepred.predict: error: file bad.json, {message}" in capsys.readouterr().err
+    assert f"likepred.serving.predict: error: file bad.json, {message}" in capsys.readouterr().err
 
 
 def test_bad_field_exit_code_without_traceback(logged, tmp_path):
@@ -187,7 +187,7 @@ def test_batch_jsonl_to_csv_from_the_registry(logged, predictor, tmp_path, capsy
 
 def test_explain_lists_features_by_effect(logged, predictor, tmp_path, capsys):
     from likepred.data import load_dataset
-    from likepred.packaging import feature_groups
+    from likepred.serving.pyfunc import feature_groups
     from likepred.split import make_split
 
     store, run_id, cfg = logged

@@ -26,7 +26,7 @@ def test_top_hashtags_ranking_reads(real_data_dir):
 @pytest.mark.slow
 def test_default_model_beats_the_study_yardstick(make_cfg, real_data_dir):
     """Leak-free: the default net beats each user's train mean (the study's yardstick) on later posts."""
-    from likepred.app import train
+    from likepred.train import train
 
     cfg = make_cfg("data=profiles", f"data.path={real_data_dir}", "trainer.verbose=0", "tracking.enabled=false",
                    tiny=False)

@@ -58,13 +58,13 @@ def summary(client, parent, tmp_path) -> pd.DataFrame:
 
 def sweep_parents(client, experiment):
     exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id], filter_string="tags.`likepred.sweep` = 'true'")
+    return client.search_runs([exp.experiment_id], filter_string="tags.`likepred.tracking.sweep` = 'true'")
 
 
 # ---- units: pure functions, real configs
 
 def test_threads_per_job_share_the_cores():
-    from likepred.sweep import threads_per_job
+    from likepred.tracking.sweep import threads_per_job
 
     assert threads_per_job({}, 8) is None  # in-process launcher: one job at a time
     assert threads_per_job({"n_jobs": 2}, 8) == 4
@@ -75,7 +75,7 @@ def test_threads_per_job_share_the_cores():
 
 
 def test_config_hash_ignores_bookkeeping_but_not_settings(make_cfg):
-    from likepred.sweep import config_hash
+    from likepred.tracking.keys import config_hash
 
     base = config_hash(make_cfg())
     assert config_hash(make_cfg("tracking.experiment=other", "sweep.rerun=true", "trainer.verbose=2")) == base
@@ -85,7 +85,7 @@ def test_config_hash_ignores_bookkeeping_but_not_settings(make_cfg):
 
 def test_tuning_on_test_rows_is_refused(make_cfg):
     from likepred.errors import ConfigError
-    from likepred.sweep import check_optimized_metric
+    from likepred.config import check_optimized_metric
 
     check_optimized_metric(make_cfg())
     with pytest.raises(ConfigError, match="optimized_metric='test_mape'"):
@@ -158,7 +158,7 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
     assert children3[0].data.tags["config_hash"] == children[0].data.tags["config_hash"]
 
     # the report command reads the same table back
-    rep = subprocess.run([sys.executable, "-m", "likepred.report", str(sweep_dir), "--out", str(tmp_path / "rep")],
+    rep = subprocess.run([sys.executable, "-m", "likepred.tracking.report", str(sweep_dir), "--out", str(tmp_path / "rep")],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert rep.returncode == 0, rep.stderr
     assert "split.test_frac=0.9  FAILED" in rep.stdout and "#3 FAILED: ConfigError" in rep.stdout
@@ -171,7 +171,7 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
     ["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10"],
 ], ids=["joblib", "submitit_local"])
 def test_parallel_launchers_log_children_of_one_parent(launcher, tmp_path, cache_dir, store):
-    from likepred.sweep import usable_cpus
+    from likepred.tracking.sweep import usable_cpus
 
     proc, uri, sweep_dir = sweep(["--multirun", *launcher, "model=user_median,best_constant"],
                                  tmp_path, cache_dir, store)

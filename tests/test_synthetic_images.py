@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from likepred.errors import DataError
-from likepred.images.synthetic import VISUAL_CLASS_NAMES, render_images
+from likepred.synthetic.images import VISUAL_CLASS_NAMES, render_images
 
 SIZE = 24
 

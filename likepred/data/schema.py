@@ -8,7 +8,7 @@ dicts (the profiles-folder format) and hand them to `posts_and_users`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -36,7 +36,13 @@ class Dataset:
     image_dir: str | None = None
     labels_path: str | None = None
     skipped: int = 0
-    extras: dict = field(default_factory=dict)
+    synthetic_images: object = None  # likepred.synthetic.ImageSpec: images to draw before first use
+
+    def ensure_images(self) -> str | None:
+        """The image folder, after drawing synthetic images there if not done yet."""
+        if self.synthetic_images is not None:
+            self.synthetic_images.draw()
+        return self.image_dir
 
     def fingerprint(self) -> str:
         """A short hash of what a model sees, to tell datasets apart in MLflow."""

@@ -15,7 +15,6 @@ from likepred.errors import DataError
 USER_INTS = ("numberPosts", "numberFollowers", "numberFollowing")
 LIST_CELLS = ("tags", "mentions")
 MAYBE_LIST_CELLS = ("urlImage", "filename")
-BOOLS = ("isVideo", "multipleImage", "private")
 
 
 def _literal_list(cell, file, row, name):

@@ -9,44 +9,64 @@ fit/transform boundary); `fit_transform` on the train rows may differ from
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import logging
-import pkgutil
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from likepred.errors import ConfigError
+from likepred.registry import Registry, closest
 
-EXTRACTORS: dict[str, type] = {}
+EXTRACTORS = Registry("features.extractors", package=__name__)
 log = logging.getLogger(__name__)
 
 
 def register(name: str):
+    """Class decorator: `@register("profile")` adds an extractor under that name."""
     def deco(cls):
-        EXTRACTORS[name] = cls
         cls.name = name
+        EXTRACTORS.add(name, cls)
         return cls
     return deco
 
 
+@dataclass(frozen=True)
+class FeatureContext:
+    """What an extractor may know besides the rows it is given: side files and the scrape date.
+    `all_posts` (every post, test rows included) is for leaky extractors only (study reproduction)."""
+
+    image_dir: str | None = None
+    labels_path: str | None = None
+    scrape_date: pd.Timestamp | None = None
+    all_posts: pd.DataFrame | None = None
+
+    @classmethod
+    def of(cls, data) -> "FeatureContext":
+        """The context of a Dataset (or anything with its attributes); None: an empty one."""
+        if data is None or isinstance(data, cls):
+            return data or cls()
+        return cls(data.image_dir, data.labels_path, data.scrape_date, data.posts)
+
+
 class Extractor:
-    """Base class. `block` names the model input the columns feed."""
+    """Base class. Settings are the subclass's `__init__` keywords (checked against the config);
+    `block` names the model input the columns feed."""
 
     block = "meta"
     leaky = False  # True: sees likes of the rows it describes (study reproduction only)
     paths = False  # True: one column of file paths (images) that the model reads batch by batch
+    uses_images = False  # True: needs the image folder filled before fit (synthetic data draws it)
     transient: tuple = ()  # attributes rebuilt on demand (encoders, caches): not pickled
-
-    def __init__(self, dataset=None, **params):
-        self.dataset = dataset
-        self.params = params
+    context = FeatureContext()
 
     def __getstate__(self):
-        # A fitted extractor is pickled into the packaged model (likepred.packaging):
-        # it keeps what transform needs, not the whole Dataset it was built with.
+        # A fitted extractor is pickled into the packaged model (likepred.serving):
+        # it keeps what transform needs, not the data it was fitted beside.
         state = dict(self.__dict__)
-        for k in ("dataset", *self.transient):
+        state.pop("context", None)
+        for k in self.transient:
             if k in state:
                 state[k] = None
         return state
@@ -78,6 +98,14 @@ class FeatureSet:
     @property
     def leaky(self) -> bool:
         return any(e.leaky for e in self.extractors)
+
+    @property
+    def needs_images(self) -> bool:
+        return any(e.uses_images for e in self.extractors)
+
+    @property
+    def blocks(self) -> set:
+        return {e.block for e in self.extractors}
 
     def _collect(self, frames):
         blocks, names = {}, {}
@@ -117,22 +145,37 @@ class FeatureSet:
         return [p for e in self.extractors for p in e.artifacts(folder)]
 
 
-def build_features(cfg, dataset=None) -> FeatureSet:
-    """cfg: the `features` config node (`extractors: {name: {settings}}`)."""
-    for mod in pkgutil.iter_modules(__path__):  # each module registers its extractors on import
-        importlib.import_module(f"{__name__}.{mod.name}")
+def check_params(name: str, cls, params: dict) -> None:
+    """Refuse settings the extractor does not take, naming the key and the closest known one."""
+    known = []
+    for klass in cls.__mro__:  # **kwargs pass settings on to the base class's __init__
+        if "__init__" not in vars(klass) or klass is Extractor:
+            continue
+        sig = inspect.signature(klass.__init__).parameters.values()
+        known += [p.name for p in sig if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"]
+        if not any(p.kind is p.VAR_KEYWORD for p in sig):
+            break
+    for key in params:
+        if key not in known:
+            raise ConfigError(f"features.extractors.{name}.{key}: unknown setting{closest(key, known)}; "
+                              f"known: {', '.join(known) or '(none)'}")
 
+
+def build_features(cfg, context=None) -> FeatureSet:
+    """cfg: the `features` config node (`extractors: {name: {settings}}`); context: a
+    FeatureContext (or a Dataset, whose context is taken)."""
+    context = FeatureContext.of(context)
     extractors = []
     for name, params in (cfg.get("extractors") or {}).items():
-        if name not in EXTRACTORS:
-            raise ConfigError(
-                f"features.extractors.{name}: unknown extractor; known: {', '.join(sorted(EXTRACTORS))}"
-            )
+        cls = EXTRACTORS.get(name)
         params = dict(params or {})
+        check_params(name, cls, params)
         try:
-            extractors.append(EXTRACTORS[name](dataset=dataset, **params))
-        except TypeError as e:
+            ex = cls(**params)
+        except (TypeError, ValueError) as e:
             raise ConfigError(f"features.extractors.{name}: {e}") from None
+        ex.context = context
+        extractors.append(ex)
     if not extractors:
         raise ConfigError("features.extractors is empty: list at least one extractor")
     return FeatureSet(extractors)

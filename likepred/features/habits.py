@@ -2,9 +2,11 @@
 
 No likes are read. For an unseen user (cold start) the habits are the
 strongest signal after the profile counts: how often they post, how many
-tags and mentions they use, the script they write in. Only posts up to the
-row's date count, so nothing from the future is used; the train rows are
-remembered at fit so that a later row sees its user's earlier posts.
+tags and mentions they use, the script they write in. A row sees every post
+of its user known at fit time (any split: no likes are read, and an earlier
+post was public when this one went up) dated strictly before it, plus
+itself: the same in training, evaluation and serving, whatever else is in
+the batch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from likepred.features.metadata import post_days
 from likepred.features.text import SCRIPTS, caption_stats
 
 PER_POST = ["n_tags", "n_mentions", "log_caption_chars", "caption_emoji", *(f"script_{s}" for s in SCRIPTS)]
+COLUMNS = ["habit_log_n", "habit_log_posts_per_day", *(f"habit_{c}" for c in PER_POST)]
 
 
 def _per_post(posts: pd.DataFrame) -> pd.DataFrame:
@@ -38,38 +41,32 @@ class UserHabits(Extractor):
     script) over those posts, this one included."""
 
     def fit(self, train):
-        self.fit_transform(train)
+        posts = self.context.all_posts if self.context.all_posts is not None else train
+        self.history_ = {}
+        for alias, g in _per_post(posts).groupby("alias", sort=False):
+            g = g.sort_values("days", kind="stable")
+            self.history_[alias] = (g["days"].to_numpy(), np.cumsum(g[PER_POST].to_numpy(), axis=0))
+        self.median_rate_ = 0.0
+        rates = self._habits(_per_post(train))["habit_log_posts_per_day"]
+        self.median_rate_ = float(np.nanmedian(rates)) if np.isfinite(rates).any() else 0.0
         return self
 
-    def fit_transform(self, train):
-        known = _per_post(train)
-        self.history_ = {a: g.drop(columns="alias") for a, g in known.groupby("alias", sort=False)}
-        out = self._habits(known, {})
-        rates = out["habit_log_posts_per_day"]
-        self.median_rate_ = float(np.nanmedian(rates)) if np.isfinite(rates).any() else 0.0
-        return self._fill(out)
-
     def transform(self, posts):
-        return self._fill(self._habits(_per_post(posts), self.history_))
-
-    def _fill(self, out):
+        out = self._habits(_per_post(posts))
         out["habit_log_posts_per_day"] = out["habit_log_posts_per_day"].fillna(self.median_rate_)
         return out
 
-    @staticmethod
-    def _habits(rows: pd.DataFrame, history: dict) -> pd.DataFrame:
-        cols = ["habit_log_n", "habit_log_posts_per_day", *(f"habit_{c}" for c in PER_POST)]
-        out = np.full((len(rows), len(cols)), np.nan)
+    def _habits(self, rows: pd.DataFrame) -> pd.DataFrame:
+        out = np.full((len(rows), len(COLUMNS)), np.nan)
+        empty = (np.empty(0), np.zeros((0, len(PER_POST))))
         for alias, ix in rows.groupby("alias", sort=False).indices.items():
-            own = rows.iloc[ix].drop(columns="alias")
-            past = history.get(alias)
-            pool = own if past is None else pd.concat([past, own], ignore_index=True)
-            pool = pool.sort_values("days", kind="stable")
-            days = pool["days"].to_numpy()
-            vals = np.cumsum(pool[PER_POST].to_numpy(), axis=0)
-            # Each row sees every pooled post dated up to its own date (same-day posts included).
-            k = np.searchsorted(days, own["days"].to_numpy(), side="right")
-            span = own["days"].to_numpy() - days[0]
-            rate = np.where(k > 1, np.log(np.maximum(k - 1, 1) / np.maximum(span, 0.5)), np.nan)
-            out[ix] = np.column_stack([np.log1p(k), rate, vals[k - 1] / k[:, None]])
-        return pd.DataFrame(out, columns=cols)
+            days, cum = self.history_.get(alias, empty)
+            own_days, own = rows["days"].to_numpy()[ix], rows[PER_POST].to_numpy()[ix]
+            k = np.searchsorted(days, own_days, side="left")  # known posts strictly before the row
+            before = np.where(k[:, None] > 0, cum[np.maximum(k - 1, 0)] if len(days) else 0.0, 0.0)
+            n = k + 1
+            first = np.where(k > 0, days[0] if len(days) else 0.0, own_days)
+            span = own_days - first
+            rate = np.where(n > 1, np.log(np.maximum(n - 1, 1) / np.maximum(span, 0.5)), np.nan)
+            out[ix] = np.column_stack([np.log1p(n), rate, (before + own) / n[:, None]])
+        return pd.DataFrame(out, columns=COLUMNS)

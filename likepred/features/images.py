@@ -40,14 +40,13 @@ def image_names(posts: pd.DataFrame) -> list:
 class ImageSource(Extractor):
     """Resolves each post's image file; base of the image extractors."""
 
-    def __init__(self, dataset=None, dir=None):
-        super().__init__(dataset)
+    uses_images = True
+
+    def __init__(self, dir=None):
         self.dir = dir
 
     def fit(self, train):
-        from likepred.data import ensure_images
-
-        self.dir_ = self.dir or (ensure_images(self.dataset) if self.dataset is not None else None)
+        self.dir_ = self.dir or self.context.image_dir
         if not self.dir_:
             raise ConfigError("images.dir is not set and the data has no image folder: download the images "
                               "(python -m likepred.images download data=... images.dir=DIR) and set images.dir=DIR")
@@ -91,8 +90,9 @@ NETWORKS = {
 
 
 def _cache_root(cache_dir) -> Path:
-    return Path(cache_dir or os.path.join(os.environ.get("LIKEPRED_CACHE") or
-                                          os.path.expanduser("~/.cache/likepred"), "features"))
+    from likepred.files import cache_root
+
+    return Path(cache_dir) if cache_dir else cache_root() / "features"
 
 
 @register("cnn_features")
@@ -108,9 +108,9 @@ class CnnFeatures(ImageSource):
     block = "image_features"
     transient = ("model_", "preprocess_")
 
-    def __init__(self, dataset=None, dir=None, network="vgg19", layer=None, input_size=None,
+    def __init__(self, dir=None, network="vgg19", layer=None, input_size=None,
                  weights="imagenet", weights_path=None, cache_dir=None, batch_size=32, on_missing="error", seed=0):
-        super().__init__(dataset, dir)
+        super().__init__(dir)
         if network not in NETWORKS:
             raise ConfigError(f"model.network={network!r} is not known; known: {', '.join(NETWORKS)}")
         if weights not in ("imagenet", None):

@@ -47,10 +47,9 @@ def image_name(value) -> str | None:
     return os.path.basename(value) if isinstance(value, str) and value else None  # None, NaN: no image
 
 
-def read_label_file(dataset) -> dict:
+def read_label_file(path) -> dict:
     from likepred.labels.labelfile import load_labels
 
-    path = getattr(dataset, "labels_path", None)
     if not path:
         raise ConfigError(f"label features need a label file: set data.labels_path ({ANNOTATE_HINT})")
     if not Path(path).is_file():
@@ -62,8 +61,7 @@ def read_label_file(dataset) -> dict:
 class LabelVocab(Extractor):
     """Labels seen in >= `min_count` train images, one-hot or score encoded, plus the face count."""
 
-    def __init__(self, dataset=None, min_count=10, encoding="onehot", faces=True, block="meta"):
-        super().__init__(dataset)
+    def __init__(self, min_count=10, encoding="onehot", faces=True, block="meta"):
         if encoding not in ENCODINGS:
             raise ConfigError(f"features.extractors.{self.name}.encoding: {encoding!r}; choose {' or '.join(ENCODINGS)}")
         self.min_count, self.encoding, self.faces, self.block = int(min_count), encoding, bool(faces), block
@@ -71,7 +69,7 @@ class LabelVocab(Extractor):
 
     def _records(self, posts) -> list:
         if self.labels_ is None:
-            self.labels_ = read_label_file(self.dataset)
+            self.labels_ = read_label_file(self.context.labels_path)
         return [self.labels_.get(image_name(v)) for v in posts["image"]]
 
     def fit(self, train):
@@ -83,7 +81,7 @@ class LabelVocab(Extractor):
         vocab = sorted((d for d, c in counts.items() if c >= self.min_count), key=lambda d: (-counts[d], d))
         if not vocab:
             raise DataError(f"no label appears in {self.min_count} of the {len(seen)} labelled train images; "
-                            f"lower features.extractors.{self.name}.min_count", file=self.dataset.labels_path)
+                            f"lower features.extractors.{self.name}.min_count", file=self.context.labels_path)
         self.vocab_ = vocab
         self.index_ = {d: i for i, d in enumerate(vocab)}
         self.train_images_ = sorted(seen)
@@ -150,9 +148,9 @@ def symmetric_difference(x, p, threshold):
 class LabelAutoencoder(LabelVocab):
     """The encoded labels compressed to `encoding_dim` codes by an autoencoder fitted on train images."""
 
-    def __init__(self, dataset=None, encoding_dim=50, activation="relu", epochs=50, batch_size=64, lr=1e-3,
+    def __init__(self, encoding_dim=50, activation="relu", epochs=50, batch_size=64, lr=1e-3,
                  threshold=0.5, seed=0, **vocab):
-        super().__init__(dataset, **vocab)
+        super().__init__(**vocab)
         if activation not in ACTIVATIONS:
             raise ConfigError(f"features.extractors.{self.name}.activation: {activation!r}; "
                               f"known: {', '.join(ACTIVATIONS)}")
@@ -248,9 +246,9 @@ class LabelClusters(LabelAutoencoder):
     (`user_cluster_J`) and on the post's own cluster (`own_cluster_score`), from
     the user's train posts (leave-one-out on train rows; unseen users: 0)."""
 
-    def __init__(self, dataset=None, k=50, alpha=0.5, montage_clusters=6, montage_images=5, montage_size=64,
+    def __init__(self, k=50, alpha=0.5, montage_clusters=6, montage_images=5, montage_size=64,
                  **ae):
-        super().__init__(dataset, **ae)
+        super().__init__(**ae)
         if int(k) < 1:
             raise ConfigError(f"features.extractors.{self.name}.k: must be >= 1, got {k}")
         self.k, self.alpha = int(k), float(alpha)
@@ -313,7 +311,7 @@ class LabelClusters(LabelAutoencoder):
     def artifacts(self, folder):
         """A montage of `montage_images` random train images from each of the largest clusters."""
         n_clusters, per, size = self.montage
-        image_dir = getattr(self.dataset, "image_dir", None)
+        image_dir = self.context.image_dir
         if not n_clusters or not image_dir or not Path(image_dir).is_dir():
             log.info("%s: no image folder (%s): cluster montage skipped", self.name, image_dir)
             return []
@@ -339,7 +337,7 @@ class LabelClustersLeaky(LabelClusters):
     leaky = True
 
     def _fit_scores(self, train):
-        posts = self.dataset.posts
+        posts = self.context.all_posts if self.context.all_posts is not None else train
         rng = np.random.default_rng(self.seed)
         c, likes = self.clusters(posts), posts["likes"].to_numpy(float)
         self.scores_ = {}

@@ -68,8 +68,7 @@ class HashtagScore(Extractor):
     frequency in the train rows.
     """
 
-    def __init__(self, dataset=None, ranking=None, top_k=10000):
-        super().__init__(dataset)
+    def __init__(self, ranking: str | None = None, top_k: int = 10000):
         self.ranking, self.top_k = ranking, int(top_k)
 
     def fit(self, train):
@@ -123,126 +122,9 @@ class UserMeanLeaky(Extractor):
     leaky = True
 
     def fit(self, train):
-        posts = self.dataset.posts if self.dataset is not None else train
+        posts = self.context.all_posts if self.context.all_posts is not None else train
         self.mean_ = posts.groupby("alias")["likes"].mean()
         return self
 
     def transform(self, posts):
         return pd.DataFrame({"log_user_mean_all": np.log(posts["alias"].map(self.mean_).to_numpy(dtype=float))})
-
-
-@register("post_age")
-class PostAge(Extractor):
-    """Days between the post and the scrape: young posts have not collected their likes.
-
-    Posts dated after the scrape (a post being planned) are scored as if
-    `future_age_days` old, the horizon the prediction is for.
-    """
-
-    def __init__(self, dataset=None, future_age_days=30):
-        super().__init__(dataset)
-        self.future_age_days = float(future_age_days)
-
-    def fit(self, train):
-        self.scrape_date_ = self.dataset.scrape_date if self.dataset is not None else train["date"].max()
-        return self
-
-    def transform(self, posts):
-        age = (self.scrape_date_ - posts["date"]).dt.total_seconds().to_numpy() / 86400.0
-        age = np.where(age < 0, self.future_age_days, age)
-        return pd.DataFrame({"log_age_days": np.log1p(age)})
-
-
-def _trend(days, logs, shrink):
-    """Ridge slope of log likes on days, shrunk toward flat for short histories."""
-    dt = days - days.mean()
-    return float((dt * (logs - logs.mean())).sum() / ((dt * dt).sum() + shrink))
-
-
-@register("user_trend")
-class UserTrend(Extractor):
-    """The user's train-only trend in log likes, extrapolated to the post's date.
-
-    Followings grow, so a user's recent posts get more likes than the mean of
-    older ones. Train rows get leave-one-out fits.
-    """
-
-    def __init__(self, dataset=None, shrink_days2=2000.0):
-        super().__init__(dataset)
-        self.shrink = float(shrink_days2)
-
-    def _fit_one(self, days, logs):
-        if len(days) == 0:
-            return np.nan, 0.0, np.nan
-        return logs.mean(), _trend(days, logs, self.shrink), days.mean()
-
-    def fit(self, train):
-        days, logs = post_days(train), np.log(train["likes"].to_numpy(float))
-        self.groups_ = train.groupby("alias", sort=False).indices
-        self.fits_ = {a: self._fit_one(days[ix], logs[ix]) for a, ix in self.groups_.items()}
-        self._train = (days, logs)
-        return self
-
-    @staticmethod
-    def _frame(level, slope, at, days):
-        known = ~np.isnan(level)
-        pred = np.where(known, level + slope * (days - np.nan_to_num(at)), np.nan)
-        return pd.DataFrame({"user_trend_slope": np.where(known, slope * 30.0, 0.0),
-                             "user_trend_shift": np.nan_to_num(pred - level)})
-
-    def transform(self, posts):
-        f = np.array([self.fits_.get(a, (np.nan, 0.0, np.nan)) for a in posts["alias"]]).reshape(-1, 3)
-        return self._frame(f[:, 0], f[:, 1], f[:, 2], post_days(posts))
-
-    def fit_transform(self, train):
-        self.fit(train)
-        days, logs = self._train
-        f = np.full((len(train), 3), np.nan)
-        f[:, 1] = 0.0
-        for ix in self.groups_.values():
-            for k, r in enumerate(ix):
-                rest = np.delete(ix, k)
-                f[r] = self._fit_one(days[rest], logs[rest])
-        return self._frame(f[:, 0], f[:, 1], f[:, 2], days)
-
-
-@register("user_past")
-class UserPast(Extractor):
-    """The user's train posts strictly before this post: what was known when it went up.
-
-    The same definition serves train and test rows, so train rows need no
-    leave-one-out and recent history (a time-weighted mean, the last post)
-    means the same for both. Rows with no earlier train post get the
-    cold-start estimate from profile counts and `past_n` = 0.
-    """
-
-    def __init__(self, dataset=None, half_life_days=30.0, last_k=5):
-        super().__init__(dataset)
-        self.half_life, self.last_k = float(half_life_days), int(last_k)
-
-    def fit(self, train):
-        self.stats_ = UserStats().fit(train)
-        order = train.sort_values("date", kind="stable")
-        days = post_days(order)
-        logs = np.log(order["likes"].to_numpy(float))
-        self.hist_ = {a: (days[ix], logs[ix]) for a, ix in order.groupby("alias", sort=False).indices.items()}
-        return self
-
-    def transform(self, posts):
-        cold = np.log(self.stats_.cold(posts)["median"].to_numpy())
-        days = post_days(posts)
-        cols = ["past_log_n", "past_log_mean", "past_log_ewm", "past_log_last_k", "past_log_last",
-                "past_log_days_since_last", "past_log_std"]
-        out = np.zeros((len(posts), len(cols)))
-        tau = self.half_life / np.log(2)
-        for r, (alias, t) in enumerate(zip(posts["alias"], days)):
-            d, lg = self.hist_.get(alias, (np.empty(0), np.empty(0)))
-            k = np.searchsorted(d, t, side="left")
-            if k == 0:
-                out[r] = [0, cold[r], cold[r], cold[r], cold[r], np.log1p(365.0), self.stats_.global_log_std_]
-                continue
-            d, lg = d[:k], lg[:k]
-            w = np.exp(-(t - d) / tau)
-            out[r] = [np.log1p(k), lg.mean(), (w * lg).sum() / w.sum(), lg[-self.last_k:].mean(), lg[-1],
-                      np.log1p(max(t - d[-1], 0.0)), lg.std() if k > 1 else self.stats_.global_log_std_]
-        return pd.DataFrame(out, columns=cols)

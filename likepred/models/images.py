@@ -6,6 +6,7 @@ pretrained CNN (the `cnn_features` extractor), so it trains like any dense net.
 """
 
 from likepred.errors import ConfigError
+from likepred.config.schema import AlexNetConfig, CnnMetaConfig, Vgg19DenseConfig
 from likepred.models import register
 from likepred.models.dense import normalized_input
 
@@ -26,7 +27,7 @@ def _dense_head(x, widths, activation, dropout, out_activation):
     return layers.Dense(1, activation=out_activation, name="out")(x)
 
 
-@register("cnn_meta", keras=True)
+@register("cnn_meta", keras=True, schema=CnnMetaConfig)
 def cnn_meta(specs, cfg, stats):
     import keras
     from keras import layers
@@ -48,7 +49,7 @@ def cnn_meta(specs, cfg, stats):
     return keras.Model({"image": image, "meta": meta}, out, name="cnn_meta")
 
 
-@register("alexnet_cnn", keras=True)
+@register("alexnet_cnn", keras=True, schema=AlexNetConfig)
 def alexnet_cnn(specs, cfg, stats):
     import keras
     from keras import layers
@@ -68,7 +69,7 @@ def alexnet_cnn(specs, cfg, stats):
     return keras.Model({"image": image}, out, name="alexnet_cnn")
 
 
-@register("vgg19_dense", keras=True)
+@register("vgg19_dense", keras=True, schema=Vgg19DenseConfig)
 def vgg19_dense(specs, cfg, stats):
     import keras
     from keras import layers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from likepred.errors import ConfigError
+from likepred.models import Estimator
 
 KERAS_LOSSES = {"mape": "mean_absolute_percentage_error", "mae": "mean_absolute_error", "mse": "mean_squared_error"}
 
@@ -48,8 +49,8 @@ def start_at_median(model, y):
     out.bias.assign(np.full(out.bias.shape, m, dtype="float32"))
 
 
-class KerasEstimator:
-    predicts = "target"
+class KerasEstimator(Estimator):
+    weights = ("model",)  # the net travels as a .keras file beside the pickle
 
     def __init__(self, builder, cfg):
         self.builder, self.cfg = builder, cfg
@@ -92,6 +93,28 @@ class KerasEstimator:
             x, kw = data.inputs, {"batch_size": 1024}
         return np.asarray(self.model.predict(x, verbose=0, **kw)).reshape(-1)
 
-    def save(self, path):
-        self.model.save(f"{path}.keras")
-        return f"{path}.keras"
+    def save(self, folder):
+        self.model.save(str(folder / "model.keras"))
+
+    def load(self, folder, backend=None):
+        """The net, with the training backend when Keras is not imported yet (Keras reads it once)."""
+        import sys
+
+        if "keras" not in sys.modules and backend:
+            from likepred.backend import use_backend
+            from likepred.errors import MissingDependencyError
+
+            try:
+                use_backend(backend)
+            except MissingDependencyError:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "the model was trained on Keras backend %r, which is not installed; loading it with "
+                    "the default backend", backend)
+        import keras
+
+        self.model = keras.saving.load_model(str(folder / "model.keras"), compile=False)
+
+    def requirements(self, backend=None):
+        return ["keras", *([backend] if backend else [])]

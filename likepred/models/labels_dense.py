@@ -2,11 +2,12 @@
 Dense 200 (L1 activity) - dropout 0.2 - Dense 100 (L1 activity) - Dense 50 - Dense 1."""
 
 from likepred.errors import ConfigError
+from likepred.config.schema import LabelsDenseConfig
 from likepred.models import register
 from likepred.models.dense import normalized_input
 
 
-@register("labels_dense", keras=True)
+@register("labels_dense", keras=True, schema=LabelsDenseConfig)
 def labels_dense(specs, cfg, stats):
     import keras
     from keras import layers, regularizers

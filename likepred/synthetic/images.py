@@ -1,7 +1,7 @@
 """Draw one small JPEG per synthetic post, so that its picture shows its class.
 
 Each `visual_class` (0..7, ordered by the hidden quality in
-`likepred.data.synthetic`) is a background colour family plus a shape; the
+`likepred.synthetic.profiles`) is a background colour family plus a shape; the
 shape's position and size, the colours' shades, some clutter (small dots and
 lines in any colour, the same for every class) and pixel noise vary per image.
 A CNN can learn the class from the picture, and nothing else about the likes.
@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from likepred.data.synthetic import read_latent
+from likepred.synthetic.profiles import read_latent
 from likepred.files import write_atomic
 
 # (name, background RGB, shape); backgrounds sit far apart in colour.

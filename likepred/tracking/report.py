@@ -1,6 +1,6 @@
 """A sweep's comparison table and bar chart, read back from MLflow.
 
-    likepred report SWEEP            # or: python -m likepred.report SWEEP
+    likepred report SWEEP            # or: python -m likepred.tracking.report SWEEP
 SWEEP is a sweep dir (it holds likepred_sweep.json) or a parent run id (with --uri).
 The sweep logs the same table and chart on its parent run when it ends.
 """
@@ -18,18 +18,19 @@ import numpy as np
 import pandas as pd
 
 from likepred.errors import LikepredError
+from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE
 
 METRICS = ["test_mape", "test_mape_mature", "baseline_user_mean_mape", "baseline_best_constant_mape",
            "mape_vs_baseline"]
 DONE = ("FINISHED", "REUSED")  # REUSED: skipped on resume, an earlier FINISHED run stands for it
-STUDY_NOTE = ("The 2017 study reported 43% MAPE for its yardstick (user mean, leaky: the predicted post "
-              "included) and 30% for its best model; the presets' comments (experiments/*.yaml) say what "
-              "is known per approach. Ours are leak-free except rows with leaky=true (the study's setting, "
-              "reproduced), on the data named in column 'data' (synthetic until real images/labels are given).")
+STUDY_NOTE = ("The 2017 study reported {yardstick}% MAPE for its yardstick (user mean, leaky: the predicted "
+              "post included) and {best}% for its best model (the presets' `study:` settings). Ours are "
+              "leak-free except rows with leaky=true (the study's setting, reproduced), on the data named in "
+              "column 'data' (synthetic until real images/labels are given).")
 
 
 def columns(optimized_metric: str) -> list:
-    return ["job", "name", "status", *METRICS, optimized_metric, "study_mape", "data", "leaky", "duration_s",
+    return ["job", "name", "status", *METRICS, optimized_metric, "study_yardstick", "study_best", "data", "leaky", "duration_s",
             "run_id", "error"]
 
 
@@ -41,7 +42,8 @@ def _row(run, optimized_metric, status=None) -> dict:
         "status": status or info.status,
         **{k: m.get(k, np.nan) for k in METRICS},
         optimized_metric: m.get(optimized_metric, np.nan),
-        "study_mape": pd.to_numeric(run.data.params.get("study_mape"), errors="coerce"),
+        "study_yardstick": pd.to_numeric(run.data.params.get("study.yardstick_mape"), errors="coerce"),
+        "study_best": pd.to_numeric(run.data.params.get("study.best_mape"), errors="coerce"),
         "data": t.get("data_source", ""),
         "leaky": t.get("leaky", ""),
         "duration_s": (info.end_time - info.start_time) / 1000 if info.end_time else np.nan,
@@ -52,7 +54,6 @@ def _row(run, optimized_metric, status=None) -> dict:
 
 def sweep_table(client, parent_run_id: str, optimized_metric: str = "val_mape") -> pd.DataFrame:
     """One row per job: the parent's child runs, plus the earlier runs that resumed jobs reused."""
-    from likepred.sweep import REUSED_TAG
 
     parent = client.get_run(parent_run_id)
     children = client.search_runs([parent.info.experiment_id],
@@ -81,14 +82,11 @@ def _fmt(v, digits=2):
 def format_table(table: pd.DataFrame, optimized_metric: str = "val_mape") -> str:
     if table.empty:
         return "(no jobs recorded)"
-    study = table["study_mape"].notna().any()
     head = ["#", "job", "status", "test MAPE", "mature", "user mean", "best const", optimized_metric]
-    head += ["study"] if study else []
     head += ["data", "leaky", "time s"]
     lines = []
     for r in table.to_dict("records"):
         cells = [str(r["job"]), _short(r["name"]), r["status"], *(_fmt(r[k]) for k in (*METRICS[:4], optimized_metric))]
-        cells += [_fmt(r["study_mape"])] if study else []
         cells += [r["data"], r["leaky"], _fmt(r["duration_s"], 1)]
         lines.append(cells)
     widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
@@ -98,8 +96,10 @@ def format_table(table: pd.DataFrame, optimized_metric: str = "val_mape") -> str
     for r in table[~table["status"].isin(DONE)].to_dict("records"):
         out.append(f"#{r['job']} {r['status']}: {r['error'] or '(no error recorded: killed or still running?)'}"[:300])
     out.append("MAPE in %, on likes; 'user mean' and 'best const' are the leak-free baselines on the same rows.")
-    if table["name"].str.contains("experiment=").any():
-        out.append(STUDY_NOTE)
+    study = table.dropna(subset=["study_yardstick", "study_best"])
+    if len(study):
+        out.append(STUDY_NOTE.format(yardstick=_fmt(study["study_yardstick"].iloc[0], 0),
+                                     best=_fmt(study["study_best"].iloc[0], 0)))
     return "\n".join(out)
 
 
@@ -161,7 +161,6 @@ def log_summary(client, parent_run_id: str, optimized_metric: str | None) -> pd.
 
 
 def _resolve(sweep: str, uri: str | None) -> tuple[str, str, str]:
-    from likepred.sweep import SWEEP_FILE
 
     path = Path(sweep)
     if path.is_dir():
@@ -173,7 +172,9 @@ def _resolve(sweep: str, uri: str | None) -> tuple[str, str, str]:
         return uri or info["tracking_uri"], info["parent_run_id"], info.get("optimized_metric") or "val_mape"
     if path.suffix or "/" in sweep:
         raise LikepredError(f"{sweep}: no such sweep dir (give a sweep dir or a parent run id)")
-    return uri or "sqlite:///mlruns/mlflow.db", sweep, "val_mape"
+    from likepred.config.schema import DEFAULT_URI
+
+    return uri or DEFAULT_URI, sweep, "val_mape"
 
 
 def main(argv=None) -> int:

@@ -12,13 +12,11 @@ mlflow is imported at the top: this module is only imported to save or load a mo
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import logging
 import math
 import pickle
 import re
-import sys
 import tempfile
 import warnings
 from datetime import datetime
@@ -30,9 +28,7 @@ import numpy as np
 import pandas as pd
 
 from likepred.data.schema import PLANNED_POST_FIELDS, POST_COLUMNS, PROFILE_NUMBERS, planned_post
-from likepred.errors import DataError, MissingDependencyError
-from likepred.evaluate import predict_likes
-from likepred.models.keras_estimator import KerasEstimator
+from likepred.errors import DataError
 from likepred.pipeline import ModelData
 
 log = logging.getLogger(__name__)
@@ -59,13 +55,6 @@ class Predictor:
         if len(val) == 0:
             log.warning("packaged model: no validation rows; its interval comes from train rows (too narrow)")
         self.intervals = self._intervals(val if len(val) else train)
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        if isinstance(self.estimator, KerasEstimator):  # the net travels as a .keras file beside
-            state["estimator"] = copy.copy(self.estimator)
-            state["estimator"].model = None
-        return state
 
     def _intervals(self, data: ModelData) -> dict:
         """Quantiles of likes / predicted on held-out rows: as they are (known users)
@@ -119,7 +108,7 @@ class Predictor:
         # A few rows: OpenMP's thread start-up costs more than it saves (gbm: 5x on a busy machine).
         small = len(data) < SMALL_BATCH
         with threadpools().limit(limits=1, user_api="openmp") if small else contextlib.nullcontext():
-            return predict_likes(self.estimator, self.pipeline, data)
+            return self.pipeline.predict_likes(self.estimator, data)
 
     def predict(self, posts: pd.DataFrame, known: np.ndarray) -> pd.DataFrame:
         likes = self.predict_likes(posts)
@@ -218,29 +207,13 @@ def frame_records(frame: pd.DataFrame) -> list[dict]:
     return out
 
 
-def load_keras(path: str, backend: str | None):
-    """The net, with the training backend when Keras is not imported yet (Keras reads it once)."""
-    if "keras" not in sys.modules and backend:
-        from likepred.backend import use_backend
-
-        try:
-            use_backend(backend)
-        except MissingDependencyError:
-            log.warning("the model was trained on Keras backend %r, which is not installed; "
-                        "loading it with the default backend", backend)
-    import keras
-
-    return keras.saving.load_model(path, compile=False)
-
-
 class LikesModel(mlflow.pyfunc.PythonModel):
     """The pyfunc face of a `Predictor`: posts DataFrame in, likes DataFrame out."""
 
     def load_context(self, context):
         with open(context.artifacts["predictor"], "rb") as f:
             self.predictor = pickle.load(f)
-        if "keras_model" in context.artifacts:
-            self.predictor.estimator.model = load_keras(context.artifacts["keras_model"], self.predictor.backend)
+        self.predictor.estimator.load(Path(context.artifacts["estimator"]), self.predictor.backend)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         posts, known = self.predictor.posts(frame_records(pd.DataFrame(model_input)))
@@ -259,9 +232,7 @@ def signature():
 
 def requirements(estimator, backend) -> list[str]:
     # likepred itself is not on PyPI: install it (pip install -e .) where the model is loaded.
-    names = ["mlflow", "numpy", "pandas", "scikit-learn", "omegaconf"]
-    if isinstance(estimator, KerasEstimator):
-        names += ["keras", backend]
+    names = ["mlflow", "numpy", "pandas", "scikit-learn", "omegaconf", *estimator.requirements(backend)]
     out = []
     for n in names:
         try:
@@ -278,8 +249,9 @@ def save_pyfunc(path, estimator, pipeline, train: ModelData, val: ModelData, cfg
         artifacts = {"predictor": str(Path(tmp) / "predictor.pkl")}
         with open(artifacts["predictor"], "wb") as f:
             pickle.dump(predictor, f)
-        if isinstance(estimator, KerasEstimator):
-            artifacts["keras_model"] = estimator.save(str(Path(tmp) / "model"))
+        artifacts["estimator"] = str(Path(tmp) / "estimator")  # weights in the estimator's own format
+        Path(artifacts["estimator"]).mkdir()
+        estimator.save(Path(artifacts["estimator"]))
         # MLflow warns about CloudPickle and a missing input example on every save: neither
         # is actionable here (likepred's own classes are pickled; the signature is explicit).
         quiet = logging.getLogger("mlflow.pyfunc")

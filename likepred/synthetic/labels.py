@@ -1,7 +1,7 @@
 """Synthetic Cloud Vision labels for the synthetic dataset, in the study's label file format.
 
 Each `visual_class` (0..7, ordered by the hidden post quality, see
-`likepred.data.synthetic`) has a theme of labels, as real photos do (food,
+`likepred.synthetic.profiles`) has a theme of labels, as real photos do (food,
 pets, beaches...). An image mostly gets labels of its own theme, sometimes
 one neighbouring theme's, plus generic noise labels that say nothing about
 the class; `numFaces` depends on the class too. So the labels carry the class
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from likepred.data.synthetic import read_latent
+from likepred.synthetic.profiles import read_latent
 from likepred.labels.labelfile import save_labels
 
 log = logging.getLogger(__name__)

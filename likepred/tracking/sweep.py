@@ -11,7 +11,6 @@ mlflow is imported inside functions so `--help` and config composition stay fast
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import logging
 import os
@@ -21,15 +20,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from likepred.errors import ConfigError
+from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE, config_hash
+from likepred.tracking.store import ensure_experiment
 
 log = logging.getLogger(__name__)
 
-SWEEP_FILE = "likepred_sweep.json"
-# Keys that do not change a job's result: left out of the config hash that resume matches on.
-UNHASHED = ("tracking", "sweep", "trainer.verbose")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
-REUSED_TAG = "reused."  # + job num, on the parent: {run_id, job} of the earlier run a skipped job reuses
 _open_parents: dict = {}  # parent run id -> tracking uri, until the sweep's end is logged
 
 
@@ -74,26 +70,6 @@ def current_job() -> Job | None:
     return Job(int(hc.job.num), list(hc.overrides.task), sweep_dir, parent, launcher)
 
 
-def config_hash(cfg) -> str:
-    """Hash of the resolved config minus keys that do not change results (resume matches it)."""
-    c = OmegaConf.to_container(cfg, resolve=True)
-    for key in UNHASHED:
-        *path, last = key.split(".")
-        node = c
-        for p in path:
-            node = node.get(p, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return hashlib.sha256(json.dumps(c, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def check_optimized_metric(cfg):
-    name = cfg.get("optimized_metric")
-    if name and not str(name).startswith("val_"):
-        raise ConfigError(f"optimized_metric={name!r}: a sweeper may only optimise a validation metric "
-                          "(val_mape, val_mae, ...); tuning on test rows would leak them into model selection")
-
-
 # ---- threads: parallel jobs share the cores instead of oversubscribing them
 
 def threads_per_job(launcher: dict, cpus: int, configured=None) -> int | None:
@@ -132,7 +108,9 @@ def prepare_job(cfg, job: Job):
     job.threads = threads_per_job(job.launcher, usable_cpus(), cfg.get("sweep", {}).get("threads_per_job"))
     if job.threads:
         limit_threads(job.threads)
-    cache = Path(os.environ.get("LIKEPRED_CACHE") or "~/.cache/likepred").expanduser() / "jax"
+    from likepred.files import cache_root
+
+    cache = cache_root() / "jax"
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
@@ -153,7 +131,6 @@ def start_sweep(config):
     from mlflow.tracking import MlflowClient
 
     from likepred.files import write_atomic
-    from likepred.tracking import ensure_experiment
 
     tcfg = config.tracking
     exp_id = ensure_experiment(tcfg)
@@ -162,7 +139,7 @@ def start_sweep(config):
     sweep_dir.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tcfg.uri)
     run = client.create_run(exp_id, run_name=sweep_name(overrides), tags={
-        "likepred.sweep": "true", "overrides": " ".join(overrides), "sweep_dir": str(sweep_dir),
+        "likepred.tracking.sweep": "true", "overrides": " ".join(overrides), "sweep_dir": str(sweep_dir),
         "sweeper": str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1],
         "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]})
     info = {"parent_run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": tcfg.uri,
@@ -190,7 +167,7 @@ def end_sweep(config):
     """Write the parent's summary, tag the best job, set its status; exit 1 if any job failed."""
     from mlflow.tracking import MlflowClient
 
-    from likepred.report import format_table, log_summary
+    from likepred.tracking.report import format_table, log_summary
 
     path = Path(str(config.hydra.sweep.dir)).absolute() / SWEEP_FILE
     if not path.exists():
@@ -225,7 +202,6 @@ def finished_run(cfg, chash: str, exp_id=None):
     """An earlier FINISHED run of the same resolved config in this experiment, or None."""
     from mlflow.tracking import MlflowClient
 
-    from likepred.tracking import ensure_experiment
 
     exp_id = exp_id or ensure_experiment(cfg.tracking)
     found = MlflowClient(cfg.tracking.uri).search_runs(

@@ -10,7 +10,7 @@ yet, as in the real scrape.
 
 The latent variables go to `latent.csv` beside the profiles; no reader
 looks at it, tests and the image/label generators do (`load_dataset` writes
-`labels.json` from it with `likepred.labels.synthetic`).
+`labels.json` from it with `likepred.synthetic.labels`).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def image_dir(folder, size=None) -> Path:
 
 def draw_images(folder, size=None, seed=0) -> Path:
     """Draw one picture per post (its `visual_class`) into `image_dir`; files there are kept."""
-    from likepred.images.synthetic import render_images
+    from likepred.synthetic.images import render_images
 
     out = image_dir(folder, size)
     render_images(Path(folder) / "latent.csv", out, size=int(size or IMAGE_SIZE), seed=seed)

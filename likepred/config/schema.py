@@ -1,0 +1,255 @@
+"""Typed configs: one dataclass per config group (and per model, registered beside its builder).
+
+Each field has its type and default as in `likepred/conf`; `rng(...)` adds the allowed range.
+They are stored in Hydra's ConfigStore under `schema/<group>` and checked by
+`likepred.config.check` before any data is read. OmegaConf gives unknown keys and wrong types;
+ranges and cross-field rules are ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+
+def rng(default, lo=None, hi=None, lo_open=False, hi_open=False):
+    """A field with an allowed range: lo <= v (lo < v if lo_open), v <= hi (v < hi if hi_open)."""
+    return field(default=default, metadata={"range": (lo, hi, lo_open, hi_open)})
+
+
+def choice(default, *options):
+    return field(default=default, metadata={"choices": (default, *options)})
+
+
+def items(*values):
+    return field(default_factory=lambda: list(values))
+
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"  # the one-machine store (conf/tracking/local.yaml)
+
+
+# ---- data
+@dataclass
+class DataConfig:
+    source: str = "synthetic"
+    path: Optional[str] = None
+    on_error: str = choice("error", "skip")
+    scrape_date: Optional[str] = None
+    min_age_days: float = rng(2.0, lo=0)
+    drop_multi_image: bool = True
+    drop_videos: bool = False
+    max_followers: Optional[int] = rng(1_000_000, lo=1)
+    drop_zero_likes: bool = True
+    images_dir: Optional[str] = None
+    labels_path: Optional[str] = None
+    # synthetic only
+    n_users: int = rng(300, lo=2)
+    min_posts: int = rng(8, lo=1)
+    max_posts: int = rng(40, lo=1)
+    seed: int = 0
+    image_size: int = rng(64, lo=8)
+
+
+@dataclass
+class SplitConfig:
+    kind: str = "chrono"
+    test_frac: float = rng(0.2, lo=0, hi=1, lo_open=True, hi_open=True)
+    val_frac: float = rng(0.15, lo=0, hi=1, hi_open=True)
+    seed: int = 0
+    train_as_unseen: bool = False
+
+
+@dataclass
+class FeaturesConfig:
+    name: str = "metadata"
+    extractors: Any = field(default_factory=dict)  # each extractor's settings: its __init__ keywords
+
+
+@dataclass
+class TargetConfig:
+    name: str = "positivity"
+    base: str = choice("mean", "median", "best_constant", "lognormal")
+
+
+@dataclass
+class LossConfig:
+    name: str = choice("mape", "mae", "mse")
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = choice("adam", "sgd", "rmsprop", "adamw")
+    lr: float = rng(0.001, lo=0, hi=1, lo_open=True, hi_open=True)
+    momentum: float = rng(0.0, lo=0, hi=1, hi_open=True)
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = rng(60, lo=1)
+    batch_size: int = rng(64, lo=1)
+    patience: int = rng(8, lo=0)
+    verbose: Any = "auto"  # auto | 0 | 1 | 2
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str = DEFAULT_URI
+    artifact_root: Optional[str] = None
+    experiment: str = "likepred"
+    log_model: bool = True
+    register: Optional[str] = None
+
+
+@dataclass
+class DownloadConfig:
+    workers: int = rng(16, lo=1)
+    retries: int = rng(3, lo=0)
+    backoff: float = rng(0.5, lo=0)
+    timeout: float = rng(30.0, lo=0, lo_open=True)
+    failures_csv: Optional[str] = None
+
+
+@dataclass
+class ImagesConfig:
+    dir: Optional[str] = None
+    size: int = rng(256, lo=8)
+    scale: str = choice("unit", "signed", "raw")
+    on_missing: str = choice("error", "skip")
+    workers: int = rng(4, lo=1)
+    cache_dir: Optional[str] = None
+    extract_batch_size: int = rng(32, lo=1)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+
+
+@dataclass
+class SweepConfig:
+    rerun: bool = False
+    threads_per_job: Optional[int] = rng(None, lo=1)
+
+
+@dataclass
+class StudyConfig:
+    yardstick_mape: Optional[float] = None
+    best_mape: Optional[float] = None
+
+
+@dataclass
+class EvaluateConfig:
+    mature_days: float = rng(7.0, lo=0)
+    calibrate: bool = True
+
+
+@dataclass
+class RootConfig:
+    """The run config's top level; `model` is typed by the model's own registered schema."""
+
+    seed: int = 0
+    backend: str = choice("jax", "tensorflow", "torch")
+    optimized_metric: str = "val_mape"
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    model: Any = None
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+
+
+# ---- models (registered beside their builders with `schema=`)
+@dataclass
+class ModelConfig:
+    name: str = ""
+
+
+@dataclass
+class DenseConfig(ModelConfig):
+    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads
+    layers: list[int] = items(80, 30, 10)
+    activation: str = "relu"
+    dropout: float = rng(0.2, lo=0, hi=1, hi_open=True)
+    output_activation: str = "linear"
+
+
+@dataclass
+class GBMConfig(ModelConfig):
+    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads
+    learning_rate: float = rng(0.05, lo=0, lo_open=True)
+    max_iter: int = rng(500, lo=1)
+    max_leaf_nodes: int = rng(15, lo=2)
+    min_samples_leaf: int = rng(20, lo=1)
+    l2_regularization: float = rng(0.0, lo=0)
+    n_iter_no_change: int = rng(30, lo=1)
+
+
+@dataclass
+class LabelsDenseConfig(ModelConfig):
+    layers: list[int] = items(200, 100, 50)
+    l1: list[float] = items(1e-4, 1e-4, 0.0)
+    dropout: list[float] = items(0.2, 0.0, 0.0)
+    activation: str = "relu"
+    output_activation: str = "linear"
+
+
+@dataclass
+class CnnMetaConfig(ModelConfig):
+    INPUTS: ClassVar[tuple] = ("meta", "image")  # feature blocks it reads
+    conv: list[int] = items(16, 32, 64, 128, 256)
+    kernel: int = rng(3, lo=1)
+    pool: int = rng(2, lo=1)
+    conv_dropout: float = rng(0.25, lo=0, hi=1, hi_open=True)
+    meta_units: int = rng(10, lo=1)
+    dense: list[int] = items(500, 10)
+    dropout: float = rng(0.0, lo=0, hi=1, hi_open=True)
+    activation: str = "relu"
+    output_activation: str = "linear"
+
+
+@dataclass
+class AlexNetConfig(ModelConfig):
+    INPUTS: ClassVar[tuple] = ("image",)  # feature blocks it reads
+    conv: Any = field(default_factory=list)  # [{filters, kernel, strides, pool}, ...]
+    batch_norm: bool = True
+    pool_size: int = rng(3, lo=1)
+    pool_strides: int = rng(2, lo=1)
+    dense: list[int] = items(1024, 256)
+    dropout: float = rng(0.5, lo=0, hi=1, hi_open=True)
+    activation: str = "relu"
+    output_activation: str = "linear"
+
+
+@dataclass
+class Vgg19DenseConfig(ModelConfig):
+    INPUTS: ClassVar[tuple] = ("image_features",)  # feature blocks it reads
+    network: str = "vgg19"
+    layer: Optional[str] = None
+    input_size: Optional[int] = rng(None, lo=32)
+    weights: Optional[str] = choice("imagenet", None)
+    weights_path: Optional[str] = None
+    layers: list[int] = items(2000, 1000, 50)
+    activation: str = "relu"
+    dropout: float = rng(0.0, lo=0, hi=1, hi_open=True)
+    output_activation: str = "linear"
+
+
+GROUPS = {  # group -> schema, for the ConfigStore
+    "data": DataConfig, "split": SplitConfig, "features": FeaturesConfig, "target": TargetConfig,
+    "loss": LossConfig, "optimizer": OptimizerConfig, "trainer": TrainerConfig, "tracking": TrackingConfig,
+    "images": ImagesConfig,
+}
+
+
+def store():
+    """Register the schemas in Hydra's ConfigStore (schema/<group>, schema/model/<name>)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for group, schema in GROUPS.items():
+        cs.store(group=f"schema/{group}", name=group, node=schema)
+    cs.store(group="schema", name="root", node=RootConfig)

@@ -1,0 +1,47 @@
+"""Score predictions on likes: the model's beside the baselines', on the same rows.
+
+`evaluate` takes predictions, never models: the train step builds the baselines from the model
+registry, fits them on the same train rows and hands their predictions in with the model's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from likepred.evaluation.metrics import all_metrics, mape
+
+BASELINES = ("user_mean", "best_constant")  # registered models, shown beside every run
+
+
+def mature_mask(posts: pd.DataFrame, scrape_date, mature_days: float) -> np.ndarray:
+    return (posts["date"] <= scrape_date - pd.Timedelta(days=mature_days)).to_numpy()
+
+
+def scores(prefix: str, likes, pred, posts, mature) -> dict:
+    out = {f"{prefix}_{k}": v for k, v in all_metrics(likes, pred, posts["alias"]).items()}
+    if mature.any():
+        m = all_metrics(likes[mature], pred[mature], posts["alias"][mature])
+        out.update({f"{prefix}_{k}_mature": v for k, v in m.items()})
+    return out
+
+
+def evaluate(posts: pd.DataFrame, predictions: dict, scrape_date, mature_days, prefix: str = "test"):
+    """Metrics of `predictions` ({"model": likes, baseline name: likes, ...}) on `posts`, and a
+    table of the rows with every prediction. Baselines give `baseline_{name}_mape` (+ `_mature`)."""
+    likes = posts["likes"].to_numpy(dtype=float)
+    mature = mature_mask(posts, scrape_date, mature_days)
+    metrics = scores(prefix, likes, predictions["model"], posts, mature)
+    table = posts[["alias", "post_index", "date", "likes"]].copy()
+    table["predicted"] = predictions["model"]
+    for name, pred in predictions.items():
+        if name == "model":
+            continue
+        metrics[f"baseline_{name}_mape"] = mape(likes, pred)
+        if mature.any():
+            metrics[f"baseline_{name}_mape_mature"] = mape(likes[mature], pred[mature])
+        table[f"baseline_{name}"] = pred
+    if "baseline_user_mean_mape" in metrics:
+        metrics["mape_vs_baseline"] = metrics[f"{prefix}_mape"] - metrics["baseline_user_mean_mape"]
+    table["mature"] = mature
+    return metrics, table

@@ -1,0 +1,53 @@
+"""Hydra's task around `train`: config checks, the job's MLflow run, failures, resume, thread caps."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from omegaconf import DictConfig
+
+from likepred.errors import LikepredError
+
+log = logging.getLogger("likepred")
+
+
+def run_job(cfg: DictConfig):
+    """Train inside the job's MLflow run; return the optimised metric.
+
+    The one owner of failure handling. The config is checked first (a typo costs seconds, not
+    a data load). In a sweep a failing job ends its run FAILED (error tag, traceback artifact)
+    and returns None, so the other jobs go on, a sweeper records the trial as failed, and the
+    sweep exits 1 at its end naming the job. A finished job with the same config is skipped
+    (resume). Alone, a LikepredError is one line for people, not a traceback.
+    """
+    from likepred.config import check
+    from likepred.tracking.run import job_run
+    from likepred.tracking.sweep import current_job, prepare_job, reuse_finished, score
+    from likepred.train import train
+
+    job = current_job()
+    try:
+        if job is None:
+            check(cfg)
+        else:
+            prepare_job(cfg, job)
+            done, value = reuse_finished(cfg, job)
+            if done:
+                return value
+        with job_run(cfg, job):
+            if job is not None:
+                check(cfg)  # inside the run: the sweep's summary lists the job as FAILED
+            metrics = train(cfg)
+    except LikepredError as e:
+        if job is not None:
+            log.error("job #%s: %s", job.num, e)
+            return None
+        print(f"likepred: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Exception:
+        if job is None:
+            raise
+        log.exception("job #%s failed", job.num)
+        return None
+    return score(metrics, cfg.optimized_metric)

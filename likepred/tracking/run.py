@@ -1,0 +1,150 @@
+"""The MLflow run of one job: opened before any work (so failures are recorded), per-epoch
+metrics in batches, final metrics and files. It logs what it is given; it never packages,
+predicts or computes features.
+
+mlflow is imported inside functions so `--help` and config composition stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from likepred.tracking.keys import config_hash, flat_params, run_name
+from likepred.tracking.store import ensure_experiment, prepare_uri
+
+log = logging.getLogger(__name__)
+
+
+class Run:
+    """The open MLflow run of a job (a no-op one when tracking is disabled)."""
+
+    FLUSH_S = 10.0  # per-epoch metrics are written in batches: one DB write per epoch cost ~15 ms
+
+    def __init__(self, run_id=None):
+        self.run_id = run_id
+        self._pending, self._flushed = [], time.monotonic()
+
+    def log_epoch(self, epoch, logs):
+        if self.run_id:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self._pending += [Metric(k, float(v), now, int(epoch)) for k, v in (logs or {}).items()]
+            if time.monotonic() - self._flushed > self.FLUSH_S:
+                self.flush()
+
+    def flush(self):
+        """Write the buffered per-epoch metrics (the UI shows curves at most FLUSH_S late)."""
+        if self.run_id and self._pending:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient()
+            for i in range(0, len(self._pending), 1000):  # MLflow's batch limit
+                client.log_batch(self.run_id, metrics=self._pending[i:i + 1000])
+        self._pending, self._flushed = [], time.monotonic()
+
+    def log_metrics(self, metrics: dict):
+        if self.run_id:
+            import mlflow
+
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})  # NaN: undefined, not logged
+
+    def log_files(self, write_files, path: str | None = None):
+        """`write_files(folder)` writes files there (returning something truthy if it wrote any);
+        they are logged under `path` (None: the run's root)."""
+        if not self.run_id:
+            return
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp:
+            if write_files(Path(tmp)):
+                mlflow.log_artifacts(tmp, path)
+
+    def log_model(self, folder, register: str | None = None, tags: dict | None = None):
+        """Log a packaged model folder under `model` (and register it as a version of `register`)."""
+        if not self.run_id:
+            return
+        import mlflow
+
+        mlflow.log_artifacts(str(folder), "model")
+        if register:  # in a sweep every job registers a version, tagged with its score
+            mlflow.register_model(f"runs:/{self.run_id}/model", register, tags=tags)
+
+
+@contextmanager
+def start_run(cfg, tags: dict):
+    """Open the job's MLflow run (or join the one `job_run` opened); it ends FAILED if the block raises."""
+    if not cfg.tracking.enabled:
+        yield Run()
+        return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars per artifact are noise
+    import mlflow
+
+    joined = mlflow.active_run()  # the job's run, opened by job_run; else open one here
+    if joined is not None:
+        mlflow.set_tags(tags)
+        active = joined
+    else:
+        active = mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking), run_name=run_name(cfg), tags=tags)
+        mlflow.log_params(flat_params(cfg))
+    run = Run(active.info.run_id)
+    try:
+        yield run
+    except BaseException:
+        try:
+            run.flush()  # the epochs so far, for the failed run
+        finally:
+            if joined is None:
+                mlflow.end_run("FAILED")
+        raise
+    run.flush()
+    if joined is None:
+        mlflow.end_run()
+
+
+def _task_overrides(job) -> list:
+    from hydra.core.hydra_config import HydraConfig
+
+    if job is not None:
+        return job.overrides
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+@contextmanager
+def job_run(cfg, job=None):
+    """The job's MLflow run, opened before any work so that a failure is recorded too: the run
+    ends FAILED with the error as a tag and the traceback as an artifact. In a sweep it is a
+    child of the sweep's parent run. `start_run` (inside `train`) joins it."""
+    if not cfg.tracking.enabled:
+        yield None
+        return
+    import traceback
+
+    import mlflow
+
+    parent = job.parent if job is not None else {}
+    exp_id = parent.get("experiment_id") or ensure_experiment(cfg.tracking)
+    mlflow.set_tracking_uri(prepare_uri(cfg.tracking.uri))
+    tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job))}
+    if job is not None:
+        tags.update({"job": " ".join(job.swept), "job_num": str(job.num), "threads_per_job": str(job.threads)})
+    if parent.get("parent_run_id"):
+        tags["mlflow.parentRunId"] = parent["parent_run_id"]
+    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags)
+    try:
+        mlflow.log_params(flat_params(cfg))
+        yield run.info.run_id
+    except BaseException as e:
+        interrupted = isinstance(e, KeyboardInterrupt)
+        try:
+            mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:4000])
+            mlflow.log_text(traceback.format_exc(), "traceback.txt")
+        finally:
+            mlflow.end_run("KILLED" if interrupted else "FAILED")
+        raise
+    mlflow.end_run()

@@ -1,0 +1,90 @@
+"""One experiment, top to bottom: data, split, features, model, fit, calibrate, evaluate, log."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("likepred")
+
+
+def train(cfg: DictConfig) -> dict:
+    """Run one experiment (its config already checked: likepred.config.check); return its metrics."""
+    from likepred.backend import use_backend
+    from likepred.data import load_dataset
+    from likepred.evaluation import BASELINES, evaluate
+    from likepred.evaluation.plots import predicted_vs_actual
+    from likepred.evaluation.summary import format_summary
+    from likepred.features import FeatureContext, build_features
+    from likepred.images.grid import error_grid
+    from likepred.models import build_model
+    from likepred.pipeline import Pipeline
+    from likepred.split import make_split
+    from likepred.targets import build_target
+    from likepred.tracking.keys import run_name
+    from likepred.tracking.run import start_run
+
+    use_backend(cfg.backend)
+    data = load_dataset(cfg.data)
+    split = make_split(data.posts, cfg.split)
+    features = build_features(cfg.features, FeatureContext.of(data))
+    if features.needs_images:
+        data.ensure_images()
+    pipeline = Pipeline(features, build_target(cfg.target), cfg.split.get("train_as_unseen", False))
+    train_d, val_d, test_d = pipeline.prepare(data.posts, split)
+    model = build_model(cfg)
+
+    tags = {"leaky": str(features.leaky).lower(), "data_source": data.source,
+            "dataset_hash": data.fingerprint(), "target": cfg.target.name}
+    with start_run(cfg, tags) as run:
+        model.fit(train_d, val_d, on_epoch=run.log_epoch)
+        metrics = {}
+        if len(val_d):  # selection metrics: before calibration, which is fitted on these rows
+            val_pred = pipeline.predict_likes(model, val_d, calibrated=False)
+            metrics, _ = evaluate(val_d.posts, {"model": val_pred}, data.scrape_date, cfg.evaluate.mature_days, "val")
+            if cfg.evaluate.calibrate:
+                scale = pipeline.calibrate(val_pred, val_d.posts["likes"])
+                log.info("calibrated on val rows: predictions x %.3f", scale)
+                metrics["val_mape_calibrated"] = evaluate(val_d.posts, {"model": val_pred * scale}, data.scrape_date,
+                                                          cfg.evaluate.mature_days, "val")[0]["val_mape"]
+                metrics["calibration_scale"] = scale
+        preds = {"model": pipeline.predict_likes(model, test_d)}
+        for name in BASELINES:  # the same registry, fitted on the same train rows
+            baseline = build_model(cfg, name)
+            baseline.fit(train_d)
+            preds[name] = pipeline.predict_likes(baseline, test_d, calibrated=False)
+        test_metrics, table = evaluate(test_d.posts, preds, data.scrape_date, cfg.evaluate.mature_days)
+        metrics.update(test_metrics)
+        run.log_metrics(metrics | features.reports(train=train_d.posts, test=test_d.posts))
+        run.log_files(lambda d: _write_results(d, cfg, table, predicted_vs_actual))
+        run.log_files(features.write_artifacts, "features")
+        grid = error_grid(features, test_d.posts, table)  # image runs: the worst-predicted test images
+        if grid is not None:
+            run.log_files(grid, "features")
+        if run.run_id and cfg.tracking.log_model:
+            _log_model(run, cfg, model, pipeline, train_d, val_d, metrics)
+    title = f"likepred {run_name(cfg)} on {data.source} data" + (" [LEAKY: study reproduction]" if features.leaky else "")
+    print(format_summary(title, metrics, split.sizes(), run.run_id, cfg.tracking.uri), flush=True)
+    return metrics
+
+
+def _write_results(folder, cfg, table, plot) -> bool:
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    table.to_csv(folder / "predictions.csv", index=False)
+    plot(table, folder / "predicted_vs_actual.png")
+    return True
+
+
+def _log_model(run, cfg, model, pipeline, train_d, val_d, metrics):
+    """The model with its fitted pipeline, packaged as an MLflow pyfunc (likepred.serving)."""
+    import tempfile
+    from pathlib import Path
+
+    from likepred.serving.pyfunc import save_pyfunc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pyfunc(Path(tmp) / "model", model, pipeline, train_d, val_d, cfg)
+        score = metrics.get(cfg.optimized_metric)
+        run.log_model(Path(tmp) / "model", cfg.tracking.get("register"),
+                      {cfg.optimized_metric: str(score)} if score is not None else None)

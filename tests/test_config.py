@@ -1,0 +1,78 @@
+"""The config is checked before any data is read: every typo, wrong type or impossible value
+stops with one line naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from likepred.config import check
+from likepred.errors import ConfigError
+
+# (overrides, what the one-line error must say)
+BAD = [
+    (["+trainer.epoch=3"], r"trainer.epoch: unknown key \(did you mean 'epochs'\?\)"),
+    (["trainer.batch_size=0"], r"trainer.batch_size=0: must be >= 1"),
+    (["trainer.epochs=0"], r"trainer.epochs=0: must be >= 1"),
+    (["trainer.epochs=abc"], r"trainer.epochs='abc'.*Integer"),
+    (["optimizer.lr=-0.01"], r"optimizer.lr=-0.01: must be > 0"),
+    (["optimizer.lr=1"], r"optimizer.lr=1.0: must be > 0 and < 1"),
+    (["seed=abc"], r"seed='abc'"),
+    (["+sede=1"], r"sede: unknown key \(did you mean 'seed'\?\)"),
+    (["model.dropout=1.5"], r"model.dropout=1.5: must be >= 0 and < 1"),
+    (["+model.dropuot=0.1"], r"model.dropuot: unknown key \(did you mean 'dropout'\?\)"),
+    (["model.name=foo"], r"model.name='foo' is unknown; known: .*dense_meta"),
+    (["model=gbm", "+model.min_sample_leaf=5"], r"model.min_sample_leaf: unknown key \(did you mean 'min_samples_leaf'\?\)"),
+    (["loss.name=MAPE"], r"loss.name='MAPE': not one of mape, mae, mse"),
+    (["+data.n_user=5"], r"data.n_user: unknown key \(did you mean 'n_users'\?\)"),
+    (["data.source=csv"], r"data.source='csv' is unknown; known: .*profiles"),
+    (["data=profiles"], r"data.path: required"),
+    (["split.kind=time"], r"split.kind='time' is unknown; known: chrono"),
+    (["split.test_frac=0.5", "split.val_frac=0.5"], r"split.test_frac \+ split.val_frac = 1: must be < 1"),
+    (["target.name=positivty"], r"target.name='positivty' is unknown \(did you mean 'positivity'\?\)"),
+    (["target.base=mode"], r"target.base='mode': not one of mean"),
+    (["+features.extractors.colour={}"], r"features.extractors='colour' is unknown"),
+    (["+features.extractors.hashtag_score.topk=5"], r"features.extractors.hashtag_score.topk: unknown setting \(did you mean 'top_k'\?\)"),
+    (["+tracking.experimnt=x"], r"tracking.experimnt: unknown key \(did you mean 'experiment'\?\)"),
+    (["images.download.workers=0"], r"images.download.workers=0: must be >= 1"),
+    (["+evaluate.mature=3"], r"evaluate.mature: unknown key"),
+    (["features=metadata_leaky"], r"allowed only with split=legacy"),
+    (["optimized_metric=test_mape"], r"optimized_metric='test_mape': a sweeper may only optimise a validation metric"),
+    (["model=cnn_meta", "features=metadata"], r"model=cnn_meta reads the input block\(s\) image"),
+    (["backend=theano"], r"backend='theano': not one of jax"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD, ids=[" ".join(o) for o, _ in BAD])
+def test_bad_config_is_refused_naming_the_key(make_cfg, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check(make_cfg(*overrides, tiny=not any(o.startswith("data=") for o in overrides)))
+
+
+@pytest.mark.parametrize("preset", ["approach1", "approach1_mean", "approach2", "approach3", "approach4",
+                                    "approach4_vgg19", "approach5", "approach5_leaky", "profiles_best"])
+def test_every_preset_passes_the_checks(make_cfg, preset):
+    check(make_cfg(f"+experiment={preset}", "data.path=x", tiny=False))
+
+
+@pytest.mark.parametrize("model", ["dense_meta", "gbm", "user_mean", "best_constant", "labels_dense",
+                                   "cnn_meta", "alexnet_cnn", "vgg19_dense"])
+def test_every_model_default_passes_the_checks(make_cfg, model):
+    overrides = [f"model={model}"] + (["features=labels_ae"] if model == "labels_dense" else [])
+    check(make_cfg(*overrides, tiny=False))
+
+
+def test_a_typo_stops_the_app_fast_with_one_line(cache_dir, tmp_path):
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "likepred", "+trainer.epoch=3", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+                           f"hydra.run.dir={tmp_path}/out"], capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == ["likepred: error: trainer.epoch: unknown key (did you mean 'epochs'?); "
+                     "known: epochs, batch_size, patience, verbose"], proc.stderr
+    assert elapsed < 20  # well under 5 s on a quiet machine; generous for a loaded CI
+    assert not (tmp_path / "m.db").exists()  # refused before MLflow or any data was touched
