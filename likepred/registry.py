@@ -48,10 +48,10 @@ class Registry:
 
     def _load(self):
         if not self._loaded:
-            self._loaded = True
             pkg = importlib.import_module(self.package)
             for mod in pkgutil.iter_modules(pkg.__path__):
                 importlib.import_module(f"{self.package}.{mod.name}")
+            self._loaded = True  # only once every module registered (a failed import is retried)
 
     def __contains__(self, name) -> bool:
         self._load()

@@ -92,7 +92,7 @@ def test_loaded_pyfunc_predicts_as_the_training_process(logged, tmp_path):
     assert (out["likes_low"] < out["likes"]).all() and (out["likes"] < out["likes_high"]).all()
     assert model.metadata.get_input_schema().input_names()[0] == "date"
     inner = model.unwrap_python_model().predictor
-    assert all(e.dataset is None for e in inner.pipeline.features.extractors)  # the Dataset stayed behind
+    assert all("context" not in vars(e) for e in inner.pipeline.features.extractors)  # the data stayed behind
 
 
 def test_keras_model_round_trips(logged, tmp_path):
@@ -101,8 +101,11 @@ def test_keras_model_round_trips(logged, tmp_path):
 
     store = logged[0]
     run_id, cfg = train_and_log(store, "keras", "model=dense_meta", "trainer.epochs=2")
-    arts = {a.path for a in MlflowClient(cfg.tracking.uri).list_artifacts(run_id, "model/artifacts")}
-    assert arts == {"model/artifacts/model.keras", "model/artifacts/predictor.pkl"}  # the net beside, as .keras
+    client = MlflowClient(cfg.tracking.uri)
+    arts = {a.path for a in client.list_artifacts(run_id, "model/artifacts")}
+    assert arts == {"model/artifacts/estimator", "model/artifacts/predictor.pkl"}
+    weights = {a.path for a in client.list_artifacts(run_id, "model/artifacts/estimator")}
+    assert weights == {"model/artifacts/estimator/model.keras"}  # the net beside, as .keras
     records, expected = held_out_rows(run_id, cfg)
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     np.testing.assert_allclose(model.predict(pd.DataFrame(records))["likes"].to_numpy(), expected, rtol=1e-5)
@@ -148,7 +151,7 @@ def test_unknown_user_is_a_cold_start_and_says_so(logged, predictor, tmp_path, c
 def test_bad_field_is_one_clear_line(logged, tmp_path, capsys, field, value, message):
     post = {"alias": KNOWN, "date": SATURDAY, field: value}
     assert cli(logged, str(write(tmp_path / "bad.json", post))) == 2
-    assert f"likepred.serving.predict: error: file bad.json, {message}" in capsys.readouterr().err
+    assert f"likepred.predict: error: file bad.json, {message}" in capsys.readouterr().err
 
 
 def test_bad_field_exit_code_without_traceback(logged, tmp_path):

@@ -124,7 +124,7 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
     assert ok.data.params["split.test_frac"] == "0.1" and ok.data.params["model.name"] == "user_median"
     assert "model=user_median" in ok.data.tags["overrides"] and ok.data.tags["config_hash"]
     assert "test_mape" in ok.data.metrics and "baseline_user_mean_mape" in ok.data.metrics
-    assert bad.data.tags["error"].startswith("ConfigError: split.test_frac and split.val_frac")
+    assert bad.data.tags["error"].startswith("ConfigError: split.test_frac + split.val_frac")
     trace = Path(client.download_artifacts(bad.info.run_id, "traceback.txt", str(tmp_path))).read_text()
     assert "Traceback" in trace and "make_split" in trace
 
