@@ -13,7 +13,7 @@ class DataError(LikepredError):
     """Bad input data; names the file, the record and the field."""
 
     def __init__(self, message, file=None, record=None, field=None):
-        self.file, self.record, self.field = file, record, field
+        self.file, self.record, self.field, self.reason = file, record, field, message
         where = ", ".join(
             f"{k} {v}" for k, v in (("file", file), ("post", record), ("field", field)) if v is not None
         )

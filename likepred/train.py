@@ -56,8 +56,9 @@ def train(cfg: DictConfig) -> dict:
             preds[name] = pipeline.predict_likes(baseline, test_d, calibrated=False)
         test_metrics, table = evaluate(test_d.posts, preds, data.scrape_date, cfg.evaluate.mature_days)
         metrics.update(test_metrics)
-        run.log_metrics(metrics | features.reports(train=train_d.posts, test=test_d.posts))
+        run.log_metrics(metrics | features.reports(train=train_d.posts, test=test_d.posts) | data.skips.metrics())
         run.log_files(lambda d: _write_results(d, cfg, table, predicted_vs_actual))
+        run.log_files(data.skips.write_csv)  # skipped.csv: each bad file or post dropped, and why
         run.log_files(features.write_artifacts, "features")
         grid = error_grid(features, test_d.posts, table)  # image runs: the worst-predicted test images
         if grid is not None:

@@ -16,11 +16,12 @@ import pandas as pd
 from likepred.data import profiles, study_csv
 from likepred.data.filters import apply_filters
 from likepred.data.schema import Dataset, posts_and_users
+from likepred.errors import DataError
 from likepred.registry import Registry
 
 log = logging.getLogger(__name__)
 
-# name -> reader(cfg) -> (iterable of (file, profile dict), synthetic folder or None)
+# name -> reader(cfg) -> (iterable of (file, profile dict or DataError, last written), synthetic folder or None)
 READERS = Registry("data.source")
 
 
@@ -43,18 +44,32 @@ def _synthetic(cfg):
 
 
 def read_posts(cfg):
-    """The source's validated posts and users before any filter, the bad-record count and
+    """The source's validated posts and users before any filter, what was skipped (Skips) and
     the synthetic folder (None for other sources)."""
     items, folder = READERS.get(cfg.source)(cfg)
-    posts, users, skipped = posts_and_users(items, cfg.get("on_error", "error"))
-    if skipped:
-        log.warning("skipped %d bad records (data.on_error=skip)", skipped)
-    return posts, users, skipped, folder
+    posts, users, skips = posts_and_users(items, cfg.get("on_error", "error"), _scrape_date(cfg))
+    if skips.files or skips.records:
+        log.warning("skipped %d bad files and %d bad posts (data.on_error=skip)", skips.files, skips.records)
+    if posts.empty:
+        raise DataError(f"no posts in {cfg.get('path')} ({len(users)} users read, {skips.files} files and "
+                        f"{skips.records} posts skipped as bad)", field="data.path")
+    return posts, users, skips, folder
+
+
+def _scrape_date(cfg):
+    if not cfg.get("scrape_date"):
+        return None
+    try:
+        t = pd.Timestamp(cfg.scrape_date)
+        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    except (ValueError, TypeError):
+        raise DataError(f"not a date: {cfg.scrape_date!r} (e.g. 2017-05-01)", field="data.scrape_date") from None
 
 
 def load_dataset(cfg) -> Dataset:
-    posts, users, skipped, folder = read_posts(cfg)
-    scrape = pd.Timestamp(cfg.scrape_date, tz="UTC") if cfg.get("scrape_date") else posts["date"].max()
+    posts, users, skips, folder = read_posts(cfg)
+    scrape = _scrape_date(cfg)
+    scrape = posts["date"].max() if scrape is None else scrape
     posts = apply_filters(posts, users, cfg, scrape)
     posts = posts.merge(users[["alias", "followers", "following", "posts_count"]], on="alias", how="left")
     users = users[users["alias"].isin(posts["alias"])].reset_index(drop=True)
@@ -67,4 +82,4 @@ def load_dataset(cfg) -> Dataset:
         image_dir = image_dir or str(synthetic.image_dir(folder, cfg.get("image_size")))
         labels = labels or str(Path(folder) / "labels.json")
     log.info("data: %d posts from %d users (%s)", len(posts), len(users), cfg.source)
-    return Dataset(posts, users, cfg.source, scrape, image_dir, labels, skipped, synthetic_images=drawn)
+    return Dataset(posts, users, cfg.source, scrape, image_dir, labels, skips, synthetic_images=drawn)

@@ -7,9 +7,11 @@ dicts (the profiles-folder format) and hand them to `posts_and_users`.
 
 from __future__ import annotations
 
+import csv
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import reprlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -35,8 +37,13 @@ class Dataset:
     scrape_date: pd.Timestamp
     image_dir: str | None = None
     labels_path: str | None = None
-    skipped: int = 0
+    skips: Skips = field(default_factory=lambda: Skips())
     synthetic_images: object = None  # likepred.synthetic.ImageSpec: images to draw before first use
+
+    @property
+    def skipped(self) -> int:
+        """Bad files and posts dropped by data.on_error=skip."""
+        return self.skips.files + self.skips.records
 
     def ensure_images(self) -> str | None:
         """The image folder, after drawing synthetic images there if not done yet."""
@@ -51,8 +58,33 @@ class Dataset:
         return f"{int(np.bitwise_xor.reduce(h)) & 0xFFFFFFFFFFFF:012x}"
 
 
+MAX_COUNT = 10**12  # no account has this many likes or followers; bigger is a broken value (and overflows int64)
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)  # older is no post date (and pandas cannot hold year 1)
+CLOCK_SLACK = timedelta(days=1)  # a naive date is read as UTC: allow a day past the file's write time
+_repr = reprlib.Repr()
+_repr.maxlevel, _repr.maxlist, _repr.maxdict = 3, 4, 4
+
+
+def _short(v) -> str:
+    """A value in a message: short, and safe for deeply nested JSON."""
+    r = _repr.repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
 def _is_count(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_COUNT
+
+
+def _is_image_name(v):
+    # a name inside the image folder: never absolute, never `..`, so a profile cannot make us read
+    # (and publish, in error_grid.png) a file from anywhere
+    if not isinstance(v, str) or "\0" in v or v.startswith(("/", "\\")) or v[1:3] in (":\\", ":/"):
+        return False
+    return ".." not in v.replace("\\", "/").split("/")
+
+
+def _image_names(v):
+    return v is None or _is_image_name(v) or (isinstance(v, list) and all(_is_image_name(x) for x in v))
 
 
 def _is_str_list(v):
@@ -65,21 +97,21 @@ def _str_or_list(v):
 
 _USER_FIELDS = {  # field: (check, what it must be)
     "alias": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
-    "numberPosts": (_is_count, "a non-negative integer"),
-    "numberFollowers": (_is_count, "a non-negative integer"),
-    "numberFollowing": (_is_count, "a non-negative integer"),
+    "numberPosts": (_is_count, f"an integer from 0 to {MAX_COUNT:.0e}"),
+    "numberFollowers": (_is_count, f"an integer from 0 to {MAX_COUNT:.0e}"),
+    "numberFollowing": (_is_count, f"an integer from 0 to {MAX_COUNT:.0e}"),
     "posts": (lambda v: isinstance(v, list), "a list of posts"),
 }
 _POST_FIELDS = {
     "date": (lambda v: isinstance(v, str), "an ISO 8601 date string"),
-    "numberLikes": (_is_count, "a non-negative integer"),
+    "numberLikes": (_is_count, f"an integer from 0 to {MAX_COUNT:.0e}"),
     "tags": (_is_str_list, "a list of strings"),
     "mentions": (_is_str_list, "a list of strings"),
 }
 _OPTIONAL_POST_FIELDS = {
     "description": (lambda v: v is None or isinstance(v, str), "a string"),
     "urlImage": (lambda v: v is None or _str_or_list(v), "a string or a list of strings"),
-    "filename": (lambda v: v is None or _str_or_list(v), "a string or a list of strings"),
+    "filename": (_image_names, "a file name inside the image folder (not absolute, no '..') or a list of them"),
     "multipleImage": (lambda v: isinstance(v, bool), "true or false"),
     "isVideo": (lambda v: isinstance(v, bool), "true or false"),
     "localization": (lambda v: v is None or isinstance(v, str), "a string or null"),
@@ -98,14 +130,21 @@ def _check(record: dict, fields: dict, required: bool, file, index):
                 raise DataError("missing field", file, index, name)
             continue
         if not ok(record[name]):
-            raise DataError(f"must be {what}, got {record[name]!r:.60}", file, index, name)
+            raise DataError(f"must be {what}, got {_short(record[name])}", file, index, name)
 
 
-def _date_field(p: dict, file, rec) -> datetime:
+def _date_field(p: dict, file, rec, latest=None, after=None) -> datetime:
+    """The post's date; `latest`: the newest it can be (else DataError saying `after` what)."""
     try:
-        return parse_date(p["date"])
+        date = parse_date(p["date"])
     except ValueError:
-        raise DataError(f"unparseable date {p['date']!r}", file, rec, "date") from None
+        raise DataError(f"unparseable date {_short(p['date'])}", file, rec, "date") from None
+    if date < EARLIEST:
+        raise DataError(f"date {p['date']} is before 1970", file, rec, "date")
+    if latest is not None and date > latest:
+        raise DataError(f"date {p['date']} is after {after}: a post cannot be newer than its scrape "
+                        "(fix it, or drop such posts with data.on_error=skip)", file, rec, "date")
+    return date
 
 
 # A post to predict (not posted yet, so no likes), in the profiles format's names.
@@ -134,13 +173,15 @@ def planned_post(p: dict, file=None, index=None) -> dict:
     return row | {col: p.get(name) for name, col in PROFILE_NUMBERS.items()}
 
 
-def _post_row(alias: str, i: int, p: dict, file) -> dict:
+def _post_row(alias: str, i: int, p: dict, file, latest=None, after=None) -> dict:
     if not isinstance(p, dict):
         raise DataError("a post must be a JSON object", file, i)
+    if isinstance(p.get("_error"), DataError):  # a flat source's row that did not parse
+        raise p["_error"]
     rec = p.get("_record", i)  # flat sources name their own row number
     _check(p, _POST_FIELDS, True, file, rec)
     _check(p, _OPTIONAL_POST_FIELDS, False, file, rec)
-    date = _date_field(p, file, rec)
+    date = _date_field(p, file, rec, latest, after)
     filename = p.get("filename")
     return {
         "alias": alias, "post_index": i, "date": date, "likes": p["numberLikes"],
@@ -151,27 +192,100 @@ def _post_row(alias: str, i: int, p: dict, file) -> dict:
     }
 
 
-def posts_and_users(profiles, on_error: str = "error"):
-    """Validate (file, profile) pairs into posts and users tables.
+class Skips:
+    """What reading dropped: bad files and posts (data.on_error=skip) and duplicated posts.
 
-    With on_error="skip" a bad post is dropped (a bad profile: the whole
-    file), counted and logged; with "error" the first problem raises.
+    One row per file or post (file, post, field, reason); `metrics()` and `write_csv(folder)`
+    are what the run logs to MLflow.
+    """
+
+    COLUMNS = ("file", "post", "field", "reason")
+    SHOWN = 10  # problems named one by one in the log; the rest only in skipped.csv
+
+    def __init__(self):
+        self.rows, self.files, self.records, self.duplicates = [], 0, 0, 0
+
+    def add(self, e: DataError, whole_file: bool):
+        if whole_file:
+            self.files += 1
+        else:
+            self.records += 1
+        if self.files + self.records <= self.SHOWN:
+            log.warning("skipped %s%s", "the whole file: " if whole_file else "", e)
+        self.rows.append((e.file, e.record, e.field, e.reason))
+
+    def metrics(self) -> dict:
+        return {"data_skipped_files": self.files, "data_skipped_records": self.records,
+                "data_duplicate_posts": self.duplicates}
+
+    def write_csv(self, folder) -> list:
+        """`skipped.csv` in `folder` when anything was dropped (a Run.log_files writer)."""
+        if not self.rows:
+            return []
+        path = f"{folder}/skipped.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([self.COLUMNS, *self.rows])
+        return [path]
+
+
+def _drop_duplicates(posts: pd.DataFrame, files: list, skips: Skips) -> pd.DataFrame:
+    """Keep the first of posts with the same user, date, caption and image (a profile scraped twice,
+    a row pasted twice): a copy would count twice and can land in train and test."""
+    first, dup = {}, []
+    keys = zip(posts["alias"], posts["date"], posts["caption"], posts["image"].map(str), posts["url_image"].map(str))
+    for ix, key in enumerate(keys):
+        if key not in first:
+            first[key] = ix
+            continue
+        dup.append(ix)
+        j = first[key]
+        skips.rows.append((files[ix], int(posts.at[ix, "post_index"]), None,
+                           f"duplicate of file {files[j]}, post {posts.at[j, 'post_index']}"))
+    if not dup:
+        return posts
+    skips.duplicates = len(dup)
+    log.warning("data: dropped %d duplicated posts (same user, date, caption and image as an earlier one), "
+                "the first: file %s, post %s", len(dup), files[dup[0]], posts.at[dup[0], "post_index"])
+    return posts.drop(index=dup).reset_index(drop=True)
+
+
+def posts_and_users(profiles, on_error: str = "error", scrape_date=None):
+    """Validate (file, profile, written) triples into posts and users tables, plus their Skips.
+
+    A reader hands a DataError instead of a profile for a file it could not read, and
+    `written` (the file's modification time, or None) bounds its post dates unless
+    `scrape_date` is given. With on_error="skip" a bad post is dropped (a bad profile or
+    file: the whole file), counted and logged; with "error" the first problem raises.
+    Duplicated posts are dropped (and counted) either way.
     """
     if on_error not in ("error", "skip"):
         raise DataError(f"on_error must be 'error' or 'skip', got {on_error!r}", field="data.on_error")
-    rows, users, skipped = [], [], 0
-    for file, profile in profiles:
+    rows, files, users, skips, seen = [], [], [], Skips(), {}
+    for file, profile, written in profiles:
         try:
+            if isinstance(profile, DataError):
+                raise profile
             if not isinstance(profile, dict):
                 raise DataError("a profile must be a JSON object", file)
+            if isinstance(profile.get("_error"), DataError):
+                raise profile["_error"]
             _check(profile, _USER_FIELDS, True, file, None)
+            if profile["alias"] in seen:
+                raise DataError(f"user {profile['alias']!r} is also in {seen[profile['alias']]} "
+                                "(one file per user: remove one)", file, field="alias")
         except DataError as e:
             if on_error == "error":
                 raise
-            log.warning("skipped %s", e)
-            skipped += 1
+            skips.add(e, whole_file=True)
             continue
         alias = profile["alias"]
+        seen[alias] = file
+        if scrape_date is not None:
+            latest, after = scrape_date, f"data.scrape_date={scrape_date:%Y-%m-%d %H:%M}"
+        elif written is not None:
+            latest, after = written + CLOCK_SLACK, f"the file was last written ({written:%Y-%m-%d %H:%M} UTC)"
+        else:
+            latest = after = None
         users.append({
             "alias": alias, "followers": profile["numberFollowers"],
             "following": profile["numberFollowing"], "posts_count": profile["numberPosts"],
@@ -179,17 +293,17 @@ def posts_and_users(profiles, on_error: str = "error"):
         })
         for i, p in enumerate(profile["posts"]):
             try:
-                rows.append(_post_row(alias, i, p, file))
+                rows.append(_post_row(alias, i, p, file, latest, after))
+                files.append(file)
             except DataError as e:
                 if on_error == "error":
                     raise
-                log.warning("skipped %s", e)
-                skipped += 1
+                skips.add(e, whole_file=False)
+    if skips.files + skips.records > Skips.SHOWN:
+        log.warning("... and %d more skipped", skips.files + skips.records - Skips.SHOWN)
     users_df = pd.DataFrame(users, columns=USER_COLUMNS)
-    dup = users_df["alias"].duplicated()
-    if dup.any():
-        raise DataError(f"user {users_df['alias'][dup].iloc[0]!r} appears in more than one file", field="alias")
     posts = pd.DataFrame(rows, columns=POST_COLUMNS)
     posts["date"] = pd.to_datetime(posts["date"], utc=True)
     posts["likes"] = posts["likes"].astype("int64")
-    return posts, users_df, skipped
+    posts = _drop_duplicates(posts, files, skips)
+    return posts, users_df, skips

@@ -1,0 +1,166 @@
+"""Broken data folders, as a tester makes them: each stops with one DataError naming the file (the
+post and the field where there is one), or with data.on_error=skip is dropped, counted and listed."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from likepred.data import load_dataset, read_posts
+from likepred.errors import DataError
+from test_data import data_cfg, post, profile, profiles_to_study_csv, write
+
+LATIN1 = '{"alias": "zoe", "username": "Zo\xe9", "numberPosts": 1}'.encode("latin-1")
+
+
+def deep(n=200_000):
+    return '{"alias": "deep", "posts": ' + "[" * n + "]" * n + "}"
+
+
+# name -> (make the bad thing in folder, what the error says): one broken file beside a good one
+BAD_FILES = {
+    "truncated": (lambda d: (d / "t.json").write_text(json.dumps(profile("t"))[:-40]), r"t\.json: .*truncated"),
+    "empty": (lambda d: (d / "e.json").write_text(""), r"e\.json: an empty file"),
+    "binary": (lambda d: (d / "b.json").write_bytes(bytes(range(256)) * 4), r"b\.json: not UTF-8 text"),
+    "latin-1": (lambda d: (d / "zoe.json").write_bytes(LATIN1), r"zoe\.json: not UTF-8 text .*latin1"),
+    "deep nesting": (lambda d: (d / "deep.json").write_text(deep()), r"deep\.json: JSON nested too deeply"),
+    "folder": (lambda d: (d / "x.json").mkdir(), r"x\.json: a folder, not a profile file"),
+    "broken link": (lambda d: (d / "l.json").symlink_to(d / "gone.json"), r"l\.json: a broken symbolic link"),
+    "duplicate alias": (lambda d: (d / "zz_copy.json").write_text(json.dumps(profile("alice"))),
+                        r"zz_copy\.json, field alias: user 'alice' is also in alice\.json"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_file_is_one_data_error(tmp_path, name):
+    folder = write(tmp_path / "p", profile("alice"))
+    make, says = BAD_FILES[name]
+    make(folder)
+    with pytest.raises(DataError, match=says):
+        load_dataset(data_cfg(path=str(folder)))
+
+
+def test_skip_drops_whole_bad_files_and_lists_them(tmp_path):
+    folder = write(tmp_path / "p", profile("alice"), profile("bob"))
+    for make, _ in BAD_FILES.values():
+        make(folder)
+    d = load_dataset(data_cfg(path=str(folder), on_error="skip"))
+    assert sorted(set(d.posts["alias"])) == ["alice", "bob"] and len(d.posts) == 4
+    assert (d.skips.files, d.skips.records) == (len(BAD_FILES), 0) and d.skipped == len(BAD_FILES)
+    rows = {r[0]: r for r in d.skips.rows}
+    assert set(rows) == {"t.json", "e.json", "b.json", "zoe.json", "deep.json", "x.json", "l.json", "zz_copy.json"}
+    assert rows["zz_copy.json"][2:] == ("alias", "user 'alice' is also in alice.json (one file per user: remove one)")
+    written = d.skips.write_csv(tmp_path)
+    with open(written[0], newline="") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == ["file", "post", "field", "reason"] and len(table) == len(BAD_FILES)
+
+
+@pytest.mark.parametrize("bad_post, field, says", [
+    ({"numberLikes": 10**30}, "numberLikes", "must be an integer from 0 to 1e+12"),
+    ({"date": "2031-01-01T00:00:00Z"}, "date", "date 2031-01-01T00:00:00Z is after the file was last written"),
+    ({"date": "9999-12-31"}, "date", "date 9999-12-31 is after the file was last written"),
+    ({"date": "0001-01-01"}, "date", "date 0001-01-01 is before 1970"),
+    ({"filename": "/etc/passwd"}, "filename", "must be a file name inside the image folder"),
+    ({"filename": ["ok.jpg", "../../secret.png"]}, "filename", "must be a file name inside the image folder"),
+    ({"filename": "C:\\secret.png"}, "filename", "must be a file name inside the image folder"),
+    ({"tags": [[[["x"] * 3] * 3] * 3] * 3}, "tags", "must be a list of strings"),
+])
+def test_bad_post_names_file_post_field(tmp_path, bad_post, field, says):
+    folder = write(tmp_path / "p", profile("alice", posts=[post(0), post(1, **bad_post), post(2)]))
+    with pytest.raises(DataError) as e:
+        load_dataset(data_cfg(path=str(folder)))
+    assert f"alice.json, post 1, field {field}: {says}" in str(e.value)
+    assert len(str(e.value)) < 300  # one line, whatever the value
+    d = load_dataset(data_cfg(path=str(folder), on_error="skip"))
+    assert sorted(d.posts["post_index"]) == [0, 2] and d.skips.records == 1
+    assert d.skips.rows[0][:3] == ("alice.json", 1, field)
+
+
+def test_huge_user_count_is_refused(tmp_path):
+    folder = write(tmp_path / "p", profile("alice", numberFollowers=10**30))
+    with pytest.raises(DataError, match=r"alice\.json, field numberFollowers: must be an integer from 0"):
+        load_dataset(data_cfg(path=str(folder)))
+
+
+def test_future_post_cannot_move_the_scrape_date(tmp_path):
+    # Before: the 2031 post became the scrape date and every real post counted as mature.
+    posts = [post(0, date="2017-04-01T05:00:00Z"), post(1, date="2017-03-01T05:00:00Z"),
+             post(2, date="2031-06-01T00:00:00Z")]
+    folder = write(tmp_path / "p", profile("alice", posts=posts))
+    d = load_dataset(data_cfg(path=str(folder), on_error="skip", min_age_days=2))
+    assert d.scrape_date == pd.Timestamp("2017-04-01T05:00:00Z")
+    assert list(d.posts["post_index"]) == [1]  # post 0 is too young: the maturity filter still works
+    # data.scrape_date bounds the dates instead of the file's time
+    with pytest.raises(DataError, match=r"post 0, field date: .* is after data\.scrape_date=2017-03-15 00:00"):
+        load_dataset(data_cfg(path=str(folder), scrape_date="2017-03-15"))
+    with pytest.raises(DataError, match=r"field data\.scrape_date: not a date"):
+        load_dataset(data_cfg(path=str(folder), scrape_date="someday"))
+
+
+def test_duplicated_posts_are_dropped_with_a_count(tmp_path, caplog):
+    posts = [post(0), post(1, date="2017-03-30T05:00:00Z"), post(0), post(0, likes=11)]  # scraped twice
+    folder = write(tmp_path / "p", profile("alice", posts=posts), profile("bob"))
+    with caplog.at_level("WARNING"):
+        d = load_dataset(data_cfg(path=str(folder)))
+    assert len(d.posts) == 4 and d.skips.duplicates == 2 and d.skipped == 0
+    assert not d.posts.duplicated(["alias", "date", "caption"]).any()
+    assert "dropped 2 duplicated posts" in caplog.text and "file alice.json, post 2" in caplog.text
+    assert d.skips.rows[0] == ("alice.json", 2, None, "duplicate of file alice.json, post 0")
+    assert d.skips.metrics() == {"data_skipped_files": 0, "data_skipped_records": 0, "data_duplicate_posts": 2}
+    # the same in the flat CSV: a row pasted twice
+    profiles_to_study_csv(folder, tmp_path / "study.csv")
+    d = load_dataset(data_cfg(source="study_csv", path=str(tmp_path / "study.csv")))
+    assert len(d.posts) == 4 and d.skips.duplicates == 2
+
+
+def test_flat_csv_bad_rows_and_files(tmp_path):
+    folder = write(tmp_path / "p", profile("alice"), profile("bob"))
+    out = tmp_path / "study.csv"
+    profiles_to_study_csv(folder, out)
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    df.loc[1, "numberLikes"] = str(10**30)
+    df.loc[2, "tags"] = "[" * 5000 + "]" * 5000
+    df.to_csv(out, index=False)
+    with pytest.raises(DataError, match=r"study\.csv, post 1, field numberLikes"):
+        load_dataset(data_cfg(source="study_csv", path=str(out)))
+    d = load_dataset(data_cfg(source="study_csv", path=str(out), on_error="skip"))
+    assert len(d.posts) == 2 and d.skips.records == 2
+    out.write_bytes("alias,date\nZo\xe9,2017\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"study\.csv: not UTF-8 text"):
+        load_dataset(data_cfg(source="study_csv", path=str(out)))
+    out.write_text("")
+    with pytest.raises(DataError, match=r"study\.csv: an empty file"):
+        load_dataset(data_cfg(source="study_csv", path=str(out)))
+
+
+def test_nothing_left_says_why(tmp_path):
+    folder = write(tmp_path / "p", profile("alice", posts=[post(0, likes=0), post(1, multipleImage=True)]))
+    with pytest.raises(DataError, match=r"the filters left none of the 2 posts; they dropped 1 multi-image posts "
+                       r"\(data.drop_multi_image\), 1 posts with 0 likes \(data.drop_zero_likes\): "
+                       r"data.drop_zero_likes took the last ones"):
+        load_dataset(data_cfg(path=str(folder)))
+    write(folder, profile("alice"))
+    with pytest.raises(DataError, match=r"data.min_age_days took the last ones"):
+        load_dataset(data_cfg(path=str(folder), min_age_days=1000, scrape_date="2017-04-02"))
+    folder = write(tmp_path / "q", profile("carol", posts=[post(0, numberLikes=-1)]))
+    with pytest.raises(DataError, match=r"field data.path: no posts in .* 1 posts skipped as bad"):
+        read_posts(data_cfg(path=str(folder), on_error="skip"))
+
+
+@pytest.mark.slow
+def test_app_says_one_line(tmp_path, cache_dir):
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "deep.json").write_text(deep())
+    env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir))
+    proc = subprocess.run([sys.executable, "-m", "likepred", "data=profiles", f"data.path={folder}",
+                           "tracking.enabled=false", f"hydra.run.dir={tmp_path}/out"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "likepred: error: file deep.json: JSON nested too deeply to be a profile"
+    assert "Traceback" not in proc.stderr
