@@ -164,3 +164,38 @@ def test_app_says_one_line(tmp_path, cache_dir):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "likepred: error: file deep.json: JSON nested too deeply to be a profile"
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_skipped_files_and_posts_are_logged_to_mlflow(tmp_path, cache_dir):
+    from mlflow.tracking import MlflowClient
+
+    from likepred.synthetic.profiles import generate
+
+    folder = generate(tmp_path / "syn", n_users=12, min_posts=10, max_posts=12, seed=1) / "profiles"
+    first = sorted(folder.glob("*.json"))[0]
+    good = json.loads(first.read_text())
+    good["posts"][0]["numberLikes"] = 10**30
+    good["posts"].append(dict(good["posts"][1]))  # a duplicate
+    first.write_text(json.dumps(good))
+    (folder / "empty.json").write_text("")
+    (folder / "x.json").mkdir()
+    env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    proc = subprocess.run([sys.executable, "-m", "likepred", "data=profiles", f"data.path={folder}",
+                           "data.on_error=skip", "model=user_median", f"tracking.uri={uri}",
+                           "tracking.experiment=bad", f"tracking.artifact_root={tmp_path}/artifacts",
+                           "tracking.log_model=false", f"hydra.run.dir={tmp_path}/out"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipped 2 bad files and 1 bad posts (data.on_error=skip)" in proc.stdout + proc.stderr
+    client = MlflowClient(uri)
+    run = client.search_runs([client.get_experiment_by_name("bad").experiment_id])[0]
+    metrics = run.data.metrics
+    assert (metrics["data_skipped_files"], metrics["data_skipped_records"], metrics["data_duplicate_posts"]) == (2, 1, 1)
+    with open(client.download_artifacts(run.info.run_id, "skipped.csv", str(tmp_path))) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["file"], r["post"], r["field"]) for r in rows] == [
+        ("empty.json", "", ""), (first.name, "0", "numberLikes"), ("x.json", "", ""),
+        (first.name, str(len(good["posts"]) - 1), "")]
+    assert rows[0]["reason"] == "an empty file" and rows[3]["reason"] == f"duplicate of file {first.name}, post 1"
