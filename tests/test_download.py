@@ -2,7 +2,12 @@
 
 import csv
 import io
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -12,6 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import ROOT
 from likepred.errors import ConfigError
 from likepred.images.download import DownloadItem, download_images, items_from_posts
 
@@ -28,12 +34,23 @@ def _image_bytes(fmt, mode="RGB", size=(40, 30)):
 JPEG = _image_bytes("JPEG")
 PNG = _image_bytes("PNG", mode="RGBA")
 HTML = b"<html><body>Please log in</body></html>"
+_BOMB = []
+
+
+def bomb_png():
+    """A 9500x9500 PNG of 11 kB: over Pillow's 89M-pixel limit (which Pillow itself only warns about)."""
+    if not _BOMB:
+        out = io.BytesIO()
+        Image.new("1", (9500, 9500)).save(out, "PNG", compress_level=9)
+        _BOMB.append(out.getvalue())
+    return _BOMB[0]
 
 
 class Server:
     """Paths: /img/* JPEG, /png/* PNG, /missing 404, /flaky 500 then 200,
     /down always 500, /html HTML sent as image/jpeg, /truncated half a JPEG,
-    /empty 0 bytes."""
+    /empty 0 bytes; hostile ones: /drip a JPEG a byte every 0.1 s, /huge 300 MB announced,
+    /endless zeros without a length, /toftp a redirect to ftp://, /bomb a decompression bomb."""
 
     def __init__(self):
         self.hits = Counter()
@@ -50,6 +67,8 @@ class Server:
                     server.hits[path] += 1
                     hits = server.hits[path]
                 kind = path.split("/")[1]
+                if kind in ("drip", "huge", "endless", "toftp"):
+                    return self.hostile(kind)
                 status, ctype, body = 200, "image/jpeg", JPEG
                 if kind == "png":
                     ctype, body = "image/png", PNG
@@ -63,11 +82,36 @@ class Server:
                     body = JPEG[: len(JPEG) // 2]
                 elif kind == "empty":
                     body = b""
+                elif kind == "bomb":
+                    ctype, body = "image/png", bomb_png()
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def hostile(self, kind):
+                if kind == "toftp":
+                    self.send_response(302)
+                    self.send_header("Location", "ftp://127.0.0.1:9/x.jpg")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                if kind != "endless":
+                    self.send_header("Content-Length", str(300 << 20 if kind == "huge" else len(JPEG)))
+                self.end_headers()
+                try:
+                    if kind == "drip":  # each byte well within the socket timeout: only a deadline stops it
+                        for b in JPEG[:600]:
+                            self.wfile.write(bytes([b]))
+                            self.wfile.flush()
+                            time.sleep(0.1)
+                    else:
+                        for _ in range(300 << 4):  # 300 MB
+                            self.wfile.write(bytes(1 << 16))
+                except OSError:  # the client hung up: what we want
+                    pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -229,3 +273,60 @@ def test_items_from_posts():
         ("n/2.jpg", "2.jpg"),
         ("k/k1.jpg", "k1.jpg"),
     ]
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, before our refusal
+def test_hostile_servers_are_bounded(server, tmp_path):
+    items = [DownloadItem(server.url(f"/{kind}/{kind}.jpg"), f"{kind}.jpg")
+             for kind in ("drip", "huge", "endless", "toftp", "bomb")]
+    items.append(DownloadItem(server.url("/img/ok.jpg"), "bad\0name.jpg"))  # one failure, not an abort
+    items.append(DownloadItem(server.url("/img/a.jpg"), "a.jpg"))
+    start = time.monotonic()
+    report = _run(items, tmp_path / "out", timeout=1.5, retries=1, max_mb=1)
+    took = time.monotonic() - start
+    reasons = {fn: reason for _, fn, reason in report.failures}
+    assert (report.ok, report.failed) == (1, 6), reasons
+    assert reasons["drip.jpg"] == "too slow: not complete in 1.5s (images.download.timeout) (after 2 tries)"
+    assert took < 2 * 1.5 + 2  # two tries of the drip, not its 60 s
+    assert server.hits["/drip/drip.jpg"] == 2
+    assert reasons["huge.jpg"] == "too big: 300 MB announced, more than 1 MB (images.download.max_mb)"
+    assert reasons["endless.jpg"] == "too big: more than 1 MB (images.download.max_mb)"
+    assert reasons["toftp.jpg"] == "redirected to an unsupported URL scheme 'ftp'"
+    assert reasons["bomb.jpg"].startswith("decompression bomb: 9500x9500 pixels, more than Pillow's limit")
+    assert reasons["bad\0name.jpg"].startswith("bad file name")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg"]
+
+
+def test_failures_report_cannot_be_overwritten_by_a_post(server, tmp_path):
+    report_path = tmp_path / "download_failures.csv"
+    items = [DownloadItem(server.url("/img/x.jpg"), "download_failures.csv"),
+             DownloadItem(server.url("/img/a.jpg"), "a.jpg")]
+    report = _run(items, tmp_path, failures_csv=report_path)
+    assert (report.ok, report.failed) == (1, 1)
+    with open(report_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows == [{"url": server.url("/img/x.jpg"), "filename": "download_failures.csv",
+                     "reason": "the file name is the failures report's (images.download.failures_csv)"}]
+
+
+@pytest.mark.slow
+def test_killed_download_leaves_its_failures(server, tmp_path):
+    report_path = tmp_path / "failures.csv"
+    code = (
+        "import sys\nfrom likepred.images.download import DownloadItem, download_images\n"
+        f"items = [DownloadItem({server.url('/missing/m.jpg')!r}, 'm.jpg'), "
+        f"DownloadItem({server.url('/drip/d.jpg')!r}, 'd.jpg')]\n"
+        f"download_images(items, {str(tmp_path / 'out')!r}, size=(16, 16), workers=2, retries=0, timeout=60, "
+        f"progress=False, failures_csv={str(report_path)!r})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "HTTP 404" not in (report_path.read_text() if report_path.exists() else ""):
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with open(report_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows == [{"url": server.url("/missing/m.jpg"), "filename": "m.jpg", "reason": "HTTP 404"}]

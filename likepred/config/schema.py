@@ -107,6 +107,7 @@ class DownloadConfig:
     retries: int = rng(3, lo=0)
     backoff: float = rng(0.5, lo=0)
     timeout: float = rng(30.0, lo=0, lo_open=True)
+    max_mb: float = rng(50.0, lo=0, lo_open=True)
     failures_csv: Optional[str] = None
 
 

@@ -26,8 +26,9 @@ settings (conf/images/default.yaml; any key of the run config can be overridden)
   images.download.workers    concurrent downloads (16)
   images.download.retries    tries after the first on network errors and 5xx (3)
   images.download.backoff    seconds before the first retry, doubled each time (0.5)
-  images.download.timeout    seconds per request (30)
-  images.download.failures_csv   null: <images.dir>/download_failures.csv
+  images.download.timeout    seconds per try, all of it: connect, redirects, body (30)
+  images.download.max_mb     a bigger body fails (50); so does an image over Pillow's pixel limit
+  images.download.failures_csv   null: <images.dir>/download_failures.csv, written as failures come
 """
 
 
@@ -51,7 +52,8 @@ def download(overrides):
     size = None if img.size is None else (int(img.size), int(img.size))
     failures_csv = dl.failures_csv or str(Path(out_dir) / "download_failures.csv")
     report = download_images(items, out_dir, size=size, workers=dl.workers, retries=dl.retries,
-                             backoff=dl.backoff, timeout=dl.timeout, progress=True, failures_csv=failures_csv)
+                             backoff=dl.backoff, timeout=dl.timeout, progress=True, failures_csv=failures_csv,
+                             max_mb=dl.max_mb)
     if report.failed:
         print(f"{report.failed} failed; reasons in {failures_csv}", file=sys.stderr)
     return report

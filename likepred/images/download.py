@@ -1,7 +1,9 @@
 """Download post images concurrently, resize them and write JPEGs atomically.
 
 A second run over the same directory skips images already complete, so an
-interrupted download can be restarted with the same call.
+interrupted download can be restarted with the same call. The URLs come from
+scraped data, so every try is bounded: its whole time (connect, redirects,
+headers, body), its bytes, its pixels, and the schemes it may be redirected to.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import io
 import math
 import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -29,6 +33,8 @@ from likepred.files import write_atomic
 USER_AGENT = "likepred-image-downloader/1.0"
 TEMP_SUFFIX = ".part"
 JPEG_QUALITY = 90
+MAX_MB = 50  # a post image is a few MB at most: a bigger body is not one (and would sit in memory)
+SCHEMES = ("http", "https")
 
 
 @dataclass
@@ -128,23 +134,122 @@ def _is_complete(path: Path, size) -> bool:
         return False
 
 
-def _fetch(url: str, timeout: float) -> tuple[bytes, str]:
+class _Deadline:
+    """Shuts a try's sockets down when its time is up. A socket timeout bounds one read only:
+    a server dripping a byte a second keeps it alive for ever; this bounds the whole try."""
+
+    def __init__(self, seconds):
+        self.socks, self.expired, self._lock = [], False, threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def watch(self, sock):
+        with self._lock:
+            self.socks.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+        return sock
+
+    def _expire(self):
+        with self._lock:
+            self.expired, socks = True, list(self.socks)
+        for sock in socks:
+            _shut(sock)
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+
+def _shut(sock):
+    try:  # the plain socket's shutdown (an SSL socket's own would race the reading thread)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _watched(base):
+    class Watched(base):
+        def __init__(self, *args, deadline, **kw):
+            super().__init__(*args, **kw)
+            self._create_connection = lambda *a, **k: deadline.watch(socket.create_connection(*a, **k))
+
+    return Watched
+
+
+_HTTPConnection, _HTTPSConnection = _watched(http.client.HTTPConnection), _watched(http.client.HTTPSConnection)
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req):
+        return self.do_open(partial(_HTTPConnection, deadline=self.deadline), req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req):
+        return self.do_open(partial(_HTTPSConnection, deadline=self.deadline), req, context=self._context)
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows a redirect to ftp://; only http(s) is fetched here."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in SCHEMES:
+            fp.close()
+            raise _Failed(f"redirected to an unsupported URL scheme {scheme!r}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _read_body(response, max_bytes) -> bytes:
+    too_big = f"more than {max_bytes / 2**20:g} MB (images.download.max_mb)"
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise _Failed(f"too big: {int(length) / 2**20:.0f} MB announced, {too_big}")
+    chunks, n = [], 0
+    while chunk := response.read(1 << 16):
+        n += len(chunk)
+        if n > max_bytes:
+            raise _Failed(f"too big: {too_big}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _fetch(url: str, timeout: float, max_bytes: int = MAX_MB << 20) -> tuple[bytes, str]:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read(), response.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as e:
-        if e.code >= 500:
-            raise _Retryable(f"HTTP {e.code}") from e
-        raise _Failed(f"HTTP {e.code}") from e
-    except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError) as e:
-        raise _Retryable(f"network error: {getattr(e, 'reason', None) or e!r}") from e
+    with _Deadline(timeout) as deadline:
+        opener = urllib.request.build_opener(_HTTP(deadline), _HTTPS(deadline), _Redirects)
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                body = _read_body(response, max_bytes)
+                if not deadline.expired:
+                    return body, response.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            if e.code >= 500:
+                raise _Retryable(f"HTTP {e.code}") from e
+            raise _Failed(f"HTTP {e.code}") from e
+        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as e:
+            if not deadline.expired:
+                raise _Retryable(f"network error: {getattr(e, 'reason', None) or e!r}") from e
+    raise _Retryable(f"too slow: not complete in {timeout:g}s (images.download.timeout)")
 
 
-def _fetch_with_retries(url, timeout, retries, backoff) -> tuple[bytes, str]:
+def _fetch_with_retries(url, timeout, retries, backoff, max_bytes) -> tuple[bytes, str]:
     for attempt in range(retries + 1):
         try:
-            return _fetch(url, timeout)
+            return _fetch(url, timeout, max_bytes)
         except _Retryable as e:
             if attempt == retries:
                 raise _Failed(f"{e} (after {retries + 1} tries)") from e
@@ -157,13 +262,18 @@ def _to_jpeg(body: bytes, content_type: str, size) -> bytes:
         raise _Failed("empty response (0 bytes)")
     try:
         img = Image.open(io.BytesIO(body))
+        limit = Image.MAX_IMAGE_PIXELS  # Pillow only warns between its limit and twice it
+        if limit and img.width * img.height > limit:
+            raise _Failed(f"decompression bomb: {img.width}x{img.height} pixels, more than Pillow's limit of {limit}")
         if size is not None:
             img.draft("RGB", size)  # JPEG: decode at reduced scale, much faster
         img.load()
         img = ImageOps.exif_transpose(img).convert("RGB")
     except Image.UnidentifiedImageError as e:
         raise _Failed(f"not an image (content-type {content_type or 'missing'})") from e
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+        raise _Failed(f"decompression bomb: {e}") from e
+    except (OSError, ValueError, SyntaxError) as e:
         raise _Failed(f"corrupt or truncated image: {e}") from e
     if size is not None and img.size != size:
         img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -172,21 +282,25 @@ def _to_jpeg(body: bytes, content_type: str, size) -> bytes:
     return out.getvalue()
 
 
-def _download_one(item, out_dir, size, retries, backoff, timeout) -> tuple[str, str]:
+def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, reserved=None) -> tuple[str, str]:
     """Returns (status, reason) with status 'ok', 'skipped' or 'failed'."""
+    if item.filename != _safe_name(item.filename) or "\0" in item.filename:
+        return "failed", f"bad file name {item.filename!r}"
     path = out_dir / item.filename
+    if reserved is not None and path.resolve() == reserved:
+        return "failed", "the file name is the failures report's (images.download.failures_csv)"
     if _is_complete(path, size):
         return "skipped", ""
     try:
         scheme = urllib.parse.urlsplit(item.url).scheme.lower()
-        if scheme not in ("http", "https"):
+        if scheme not in SCHEMES:
             raise _Failed(f"unsupported URL scheme {scheme!r}")
-        body, content_type = _fetch_with_retries(item.url, timeout, retries, backoff)
+        body, content_type = _fetch_with_retries(item.url, timeout, retries, backoff, max_bytes)
         write_atomic(path, _to_jpeg(body, content_type, size), suffix=TEMP_SUFFIX, fsync=False)
         return "ok", ""
     except _Failed as e:
         return "failed", str(e)
-    except OSError as e:  # writing failed, e.g. disk full
+    except (OSError, ValueError) as e:  # writing failed (disk full, a name the filesystem refuses)
         return "failed", f"write error: {e}"
 
 
@@ -230,13 +344,38 @@ def _remove_stale_temps(out_dir: Path, filenames: set) -> None:
                     pass
 
 
+FAILURE_COLUMNS = ["url", "filename", "reason"]
+
+
 def write_failures_csv(path, failures) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["url", "filename", "reason"])
-        writer.writerows(failures)
+    rows = [FAILURE_COLUMNS, *failures]
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    write_atomic(path, out.getvalue(), fsync=False)
+
+
+class _FailuresLog:
+    """The failures CSV, appended as failures come in so that a killed download leaves what it
+    found; rewritten sorted (atomically) at the end."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "w", newline="", encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot write the failures report {self.path}: {e.strerror or e}") from e
+        self.writer = csv.writer(self.file)
+        self.add(FAILURE_COLUMNS)
+
+    def add(self, row):
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self, failures=None):
+        self.file.close()
+        if failures is not None:
+            write_failures_csv(self.path, failures)
 
 
 def download_images(
@@ -249,18 +388,26 @@ def download_images(
     timeout=30.0,
     progress=True,
     failures_csv=None,
+    max_mb=MAX_MB,
 ) -> DownloadReport:
     """Download `items` into `out_dir` as RGB JPEGs of `size` (width, height).
 
-    `size=None` keeps each image's own size. Network errors and HTTP 5xx are
-    retried `retries` times, sleeping `backoff * 2**attempt` seconds; 4xx and
-    bad bodies fail at once. Files already complete are skipped. Failures
-    go to `failures_csv` (columns url, filename, reason) when it is given.
+    `size=None` keeps each image's own size. Network errors, HTTP 5xx and tries
+    longer than `timeout` seconds (all of it: connect, redirects, body) are retried
+    `retries` times, sleeping `backoff * 2**attempt` seconds; 4xx, bodies over
+    `max_mb`, redirects to other schemes than http(s), images over Pillow's pixel
+    limit and bad bodies fail at once. Files already complete are skipped. Failures
+    go to `failures_csv` (columns url, filename, reason) as they come, when it is given.
     """
     out_dir, size = _check_args(out_dir, size, workers, retries, backoff, timeout)
+    if not max_mb or max_mb <= 0:
+        raise ConfigError(f"images.download.max_mb must be > 0, got {max_mb}")
+    max_bytes = int(max_mb * 2**20)
     items = list(items)
     _remove_stale_temps(out_dir, {it.filename for it in items})
     report = DownloadReport()
+    log = _FailuresLog(failures_csv) if failures_csv is not None else None
+    reserved = log.path.resolve() if log else None
     start = time.perf_counter()
     # Results are counted here in the calling thread only, so the counters
     # need no lock.
@@ -268,7 +415,7 @@ def download_images(
         total=len(items), unit="img", desc="images", disable=not progress
     ) as bar:
         futures = {
-            pool.submit(_download_one, it, out_dir, size, int(retries), backoff, timeout): it
+            pool.submit(_download_one, it, out_dir, size, int(retries), backoff, timeout, max_bytes, reserved): it
             for it in items
         }
         try:
@@ -282,16 +429,20 @@ def download_images(
                 else:
                     report.failed += 1
                     report.failures.append((item.url, item.filename, reason))
+                    if log:
+                        log.add(report.failures[-1])
                 bar.update(1)
                 bar.set_postfix(ok=report.ok, skipped=report.skipped, failed=report.failed, refresh=False)
         except BaseException:
             # Ctrl-C: drop queued downloads instead of waiting for them all.
             pool.shutdown(wait=False, cancel_futures=True)
+            if log:
+                log.close()
             raise
     report.seconds = time.perf_counter() - start
     report.failures.sort(key=lambda row: row[1])
-    if failures_csv is not None:
-        write_failures_csv(failures_csv, report.failures)
+    if log:
+        log.close(report.failures)
     if progress:
         tqdm.write(report.summary())
     return report
