@@ -199,3 +199,69 @@ def test_skipped_files_and_posts_are_logged_to_mlflow(tmp_path, cache_dir):
         ("empty.json", "", ""), (first.name, "0", "numberLikes"), ("x.json", "", ""),
         (first.name, str(len(good["posts"]) - 1), "")]
     assert rows[0]["reason"] == "an empty file" and rows[3]["reason"] == f"duplicate of file {first.name}, post 1"
+
+
+def _with(post_kw=None, **profile_kw):
+    """A folder maker: alice with one post changed by post_kw, or her profile changed by profile_kw."""
+    def make(d):
+        p = profile("alice", posts=[post(0), post(1, **(post_kw or {}))])
+        (d / "alice.json").write_text(json.dumps(p | profile_kw))
+    return make
+
+
+def _raw(text, name="r.json"):
+    return lambda d: (d / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+
+
+# More of what a tester tries (beside BAD_FILES and the cases above): each is one DataError line
+# naming the file (and the post and field where there is one).
+SURVEY = {
+    "whitespace only": (_raw("  \n\t "), "r.json: an empty file"),
+    "UTF-16": (_raw(json.dumps(profile("u16")).encode("utf-16")), "r.json: not UTF-8 text"),
+    "a list, not an object": (_raw("[1, 2]"), "r.json: a profile must be a JSON object"),
+    "null": (_raw("null"), "r.json: a profile must be a JSON object"),
+    "NaN followers": (_raw('{"alias": "n", "numberPosts": 1, "numberFollowers": NaN, "numberFollowing": 1, '
+                           '"posts": []}'), "r.json, field numberFollowers: must be an integer"),
+    "no alias": (lambda d: (d / "r.json").write_text(json.dumps({k: v for k, v in profile("r").items()
+                                                                 if k != "alias"})),
+                 "r.json, field alias: missing field"),
+    "empty alias": (_with(alias=""), "alice.json, field alias: must be a non-empty string"),
+    "alias a number": (_with(alias=7), "alice.json, field alias: must be a non-empty string"),
+    "followers a float": (_with(numberFollowers=1.5), "alice.json, field numberFollowers"),
+    "followers true": (_with(numberFollowers=True), "alice.json, field numberFollowers"),
+    "posts a string": (_with(posts="many"), "alice.json, field posts: must be a list of posts"),
+    "post a string": (lambda d: write(d, profile("alice", posts=[post(0), "p"])),
+                      "alice.json, post 1: a post must be a JSON object"),
+    "no date": (lambda d: write(d, profile("alice", posts=[post(0), {k: v for k, v in post(1).items()
+                                                                     if k != "date"}])),
+                "alice.json, post 1, field date: missing field"),
+    "date a number": (_with({"date": 20170401}), "alice.json, post 1, field date: must be an ISO 8601"),
+    "offset +25:00": (_with({"date": "2017-04-01T05:00:00+25:00"}), "alice.json, post 1, field date: unparseable"),
+    "likes true": (_with({"numberLikes": True}), "alice.json, post 1, field numberLikes"),
+    "likes 1e30 (float)": (_with({"numberLikes": 1e30}), "alice.json, post 1, field numberLikes"),
+    "likes Infinity": (_raw(json.dumps(profile("inf")).replace('"numberLikes": 10', '"numberLikes": Infinity', 1)),
+                       "r.json, post 0, field numberLikes"),
+    "tags of numbers": (_with({"tags": [1, 2]}), "alice.json, post 1, field tags"),
+    "caption an object": (_with({"description": {"a": 1}}), "alice.json, post 1, field description"),
+    "multipleImage 'yes'": (_with({"multipleImage": "yes"}), "alice.json, post 1, field multipleImage"),
+    "NUL in filename": (_with({"filename": "a\0b.jpg"}), "alice.json, post 1, field filename"),
+}
+
+
+@pytest.mark.parametrize("name", SURVEY)
+def test_survey_of_bad_inputs(tmp_path, name):
+    folder = tmp_path / "p"
+    write(folder, profile("bob"))
+    make, says = SURVEY[name]
+    make(folder)
+    with pytest.raises(DataError) as e:
+        load_dataset(data_cfg(path=str(folder)))
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_flat_csv_ragged_row_is_one_line(tmp_path):
+    out = tmp_path / "study.csv"
+    profiles_to_study_csv(write(tmp_path / "p", profile("alice")), out)
+    out.write_text(out.read_text() + "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u\n")
+    with pytest.raises(DataError, match=r"study\.csv: not a valid CSV \(Error tokenizing data"):
+        load_dataset(data_cfg(source="study_csv", path=str(out)))

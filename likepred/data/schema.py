@@ -231,22 +231,22 @@ class Skips:
 def _drop_duplicates(posts: pd.DataFrame, files: list, skips: Skips) -> pd.DataFrame:
     """Keep the first of posts with the same user, date, caption and image (a profile scraped twice,
     a row pasted twice): a copy would count twice and can land in train and test."""
-    first, dup = {}, []
-    keys = zip(posts["alias"], posts["date"], posts["caption"], posts["image"].map(str), posts["url_image"].map(str))
-    for ix, key in enumerate(keys):
-        if key not in first:
-            first[key] = ix
-            continue
-        dup.append(ix)
-        j = first[key]
+    key = pd.DataFrame({"alias": posts["alias"], "date": posts["date"], "caption": posts["caption"],
+                        "image": posts["image"].map(str) + posts["url_image"].map(str)})
+    dup = key.duplicated().to_numpy()
+    if not dup.any():
+        return posts
+    group = key.groupby(list(key.columns), sort=False).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(posts))).groupby(group).transform("min").to_numpy()
+    for ix in np.flatnonzero(dup):
+        j = first[ix]
         skips.rows.append((files[ix], int(posts.at[ix, "post_index"]), None,
                            f"duplicate of file {files[j]}, post {posts.at[j, 'post_index']}"))
-    if not dup:
-        return posts
-    skips.duplicates = len(dup)
+    skips.duplicates = int(dup.sum())
+    ix = np.flatnonzero(dup)[0]
     log.warning("data: dropped %d duplicated posts (same user, date, caption and image as an earlier one), "
-                "the first: file %s, post %s", len(dup), files[dup[0]], posts.at[dup[0], "post_index"])
-    return posts.drop(index=dup).reset_index(drop=True)
+                "the first: file %s, post %s", skips.duplicates, files[ix], posts.at[ix, "post_index"])
+    return posts[~dup].reset_index(drop=True)
 
 
 def posts_and_users(profiles, on_error: str = "error", scrape_date=None):
