@@ -162,7 +162,8 @@ def test_app_says_one_line(tmp_path, cache_dir):
                            "tracking.enabled=false", f"hydra.run.dir={tmp_path}/out"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == "likepred: error: file deep.json: JSON nested too deeply to be a profile"
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == "likepred: error: file deep.json: JSON nested too deeply to be a profile"
     assert "Traceback" not in proc.stderr
 
 
@@ -191,8 +192,8 @@ def test_skipped_files_and_posts_are_logged_to_mlflow(tmp_path, cache_dir):
     assert "skipped 2 bad files and 1 bad posts (data.on_error=skip)" in proc.stdout + proc.stderr
     client = MlflowClient(uri)
     run = client.search_runs([client.get_experiment_by_name("bad").experiment_id])[0]
-    metrics = run.data.metrics
-    assert (metrics["data_skipped_files"], metrics["data_skipped_records"], metrics["data_duplicate_posts"]) == (2, 1, 1)
+    m = run.data.metrics
+    assert (m["data_skipped_files"], m["data_skipped_records"], m["data_duplicate_posts"]) == (2, 1, 1)
     with open(client.download_artifacts(run.info.run_id, "skipped.csv", str(tmp_path))) as f:
         rows = list(csv.DictReader(f))
     assert [(r["file"], r["post"], r["field"]) for r in rows] == [

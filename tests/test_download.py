@@ -322,7 +322,7 @@ def test_killed_download_leaves_its_failures(server, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "HTTP 404" not in (report_path.read_text() if report_path.exists() else ""):
+        while time.monotonic() < deadline and not (report_path.exists() and "HTTP 404" in report_path.read_text()):
             time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGKILL)
