@@ -35,11 +35,11 @@ def ui(argv) -> int:
     p.add_argument("--backend-store-uri", default=DEFAULT_URI, help=f"default: {DEFAULT_URI}")
     p.add_argument("--experiment", default="likepred", help="the experiment whose runs the printed URL opens")
     args, rest = p.parse_known_args(argv)
-    uri = prepare_uri(args.backend_store_uri)
     if not _port_free(args.host, args.port):
         print(f"likepred ui: {args.host}:{args.port} is in use (another UI?); pick a port with --port N",
               file=sys.stderr)
         return 2
+    uri = prepare_uri(args.backend_store_uri)
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     base = f"http://{args.host}:{args.port}"
     print(f"likepred ui: starting the MLflow UI on {uri} at {base} (Ctrl+C stops it)", flush=True)
@@ -88,11 +88,15 @@ def _mlflow_server(args, uri, rest, base) -> int:
     workers = [] if any(a.startswith("--workers") or a == "-w" for a in rest) else ["--workers", "1"]
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", args.host, "--port", str(args.port),
            "--backend-store-uri", uri, *workers, *rest]
+    import signal
+
     proc = subprocess.Popen(cmd)
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal(signal.SIGTERM))  # stop it with us
     try:
         _announce(base, args.experiment, uri, alive=lambda: proc.poll() is None)
         return proc.wait()
     except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
         return proc.wait()
 
 

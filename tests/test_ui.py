@@ -22,8 +22,6 @@ import pytest
 
 from likepred.tracking import view
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 TINY = ["data.n_users=40", "data.min_posts=10", "data.max_posts=20", "trainer.verbose=0", "tracking.log_model=false"]
@@ -46,6 +44,18 @@ def children(pid) -> list:
         except (OSError, IndexError, ValueError):
             pass
     return out
+
+
+def test_port_in_use_is_one_line(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "likepred.cli", "ui", "--port", str(port),
+                            "--backend-store-uri", f"sqlite:///{tmp_path}/mlflow.db"],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip() == f"likepred ui: 127.0.0.1:{port} is in use (another UI?); pick a port with --port N"
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +104,7 @@ def ui(store, tmp_path_factory):
         log.close()
 
 
+@pytest.mark.slow
 def test_ui_is_one_process_and_tags_the_experiment(ui, store):
     proc, url, _ = ui
     _, exp, _ = store
@@ -108,6 +119,7 @@ def test_ui_is_one_process_and_tags_the_experiment(ui, store):
     assert json.loads(tags[view.VIEW_TAG])["selectedColumns"][:4] == [f"metrics.`{m}`" for m in SHOWN]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver "
                     "(apt-get install -y chromium chromium-driver; .ci/run installs them)")
 def test_runs_view_shows_scores_beside_baselines(ui, store, tmp_path):
