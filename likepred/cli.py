@@ -41,7 +41,8 @@ def ui(argv) -> int:
         return 2
     uri = prepare_uri(args.backend_store_uri)
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    base = f"http://{args.host}:{args.port}"
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # all interfaces: this machine's URL
+    base = f"http://{shown}:{args.port}"
     print(f"likepred ui: starting the MLflow UI on {uri} at {base} (Ctrl+C stops it)", flush=True)
     if rest:
         return _mlflow_server(args, uri, rest, base)
