@@ -27,7 +27,9 @@ def ensure_experiment(tcfg) -> str:
     if tcfg.get("artifact_root"):
         root = tcfg.artifact_root
         location = root if "://" in root else Path(root).resolve().as_uri()
+    from likepred.tracking.view import experiment_tags  # the UI opens it on its runs, scores as columns
+
     try:
-        return mlflow.create_experiment(tcfg.experiment, artifact_location=location)
+        return mlflow.create_experiment(tcfg.experiment, artifact_location=location, tags=experiment_tags())
     except Exception:  # another process created it first
         return mlflow.get_experiment_by_name(tcfg.experiment).experiment_id
