@@ -1,9 +1,23 @@
-"""Hydra callback: create the experiment (and a sweep's parent run) before any job starts,
-so jobs only create their own runs (no SQLite race); summarise the sweep when it ends."""
+"""Hydra callback: before Hydra makes the output dir, check that every folder the run writes is
+writable (likepred.preflight); create the experiment (and a sweep's parent run) before any job
+starts, so jobs only create their own runs; summarise the sweep when it ends."""
 
 from __future__ import annotations
 
+import sys
+
 from hydra.experimental.callback import Callback
+
+
+def _preflight(config, output_dir, option):
+    from likepred.errors import LikepredError
+    from likepred.preflight import check
+
+    try:
+        check(config, output_dir, option)
+    except LikepredError as e:  # one line, before any data is read; SystemExit passes Hydra by
+        print(f"likepred: error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 class TrackingCallback(Callback):
@@ -11,7 +25,11 @@ class TrackingCallback(Callback):
     def _enabled(config):
         return bool(config.get("tracking")) and config.tracking.get("enabled", True)
 
+    def on_run_start(self, config, **kwargs):
+        _preflight(config, str(config.hydra.run.dir), "hydra.run.dir")
+
     def on_multirun_start(self, config, **kwargs):
+        _preflight(config, str(config.hydra.sweep.dir), "hydra.sweep.dir")
         if self._enabled(config):
             from likepred.tracking.sweep import start_sweep
 

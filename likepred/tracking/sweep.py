@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from likepred.tracking.alive import process_tags
 from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE, config_hash
 from likepred.tracking.store import ensure_experiment
 
@@ -141,7 +142,7 @@ def start_sweep(config):
     run = client.create_run(exp_id, run_name=sweep_name(overrides), tags={
         "likepred.tracking.sweep": "true", "overrides": " ".join(overrides), "sweep_dir": str(sweep_dir),
         "sweeper": str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1],
-        "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]})
+        "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1], **process_tags()})
     info = {"parent_run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": tcfg.uri,
             "overrides": overrides, "optimized_metric": config.get("optimized_metric")}
     write_atomic(sweep_dir / SWEEP_FILE, json.dumps(info, indent=1))
