@@ -63,7 +63,8 @@ def check_store(tcfg) -> None:
 
     from likepred.tracking.store import ensure_experiment
 
-    location = MlflowClient(tcfg.uri).get_experiment(ensure_experiment(tcfg)).artifact_location
+    exp_id = ensure_experiment(tcfg)  # first: it creates a new store under its lock, a client would not
+    location = MlflowClient(tcfg.uri).get_experiment(exp_id).artifact_location
     root = local_path(location or "")
     if root is not None and location:
         writable(root, f"the artifact root of experiment {tcfg.experiment!r} (tracking.artifact_root)")
