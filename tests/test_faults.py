@@ -73,11 +73,13 @@ def test_sigkilled_run_and_sweep_are_marked_killed_by_the_next_run(tmp_path, cac
     ensure_experiment(OmegaConf.create({"uri": uri, "experiment": "faults"}))  # the store, before polling it
     single = start(LONG + ["seed=1"], tmp_path, cache_dir, uri)
     sweep = start(["--multirun", *LONG, "seed=2,3"], tmp_path, cache_dir, uri)
-    [victim] = wait_running(uri, lambda r: r.data.tags.get("overrides", "").endswith("seed=1"))
-    wait_running(uri, lambda r: "mlflow.parentRunId" in r.data.tags)
-    for proc in (single, sweep):
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+    try:
+        [victim] = wait_running(uri, lambda r: "seed=1" in r.data.tags.get("overrides", "").split())
+        wait_running(uri, lambda r: "mlflow.parentRunId" in r.data.tags)
+    finally:
+        for proc in (single, sweep):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
     assert single.returncode == sweep.returncode == -signal.SIGKILL
     left = {r.info.run_id: r for r in runs(uri) if r.info.status == "RUNNING"}
     assert victim.info.run_id in left and len(left) == 3  # the run, the sweep's parent and its first job
@@ -122,7 +124,11 @@ def test_four_processes_at_once_on_a_fresh_store_all_finish(tmp_path, cache_dir)
     uri = f"sqlite:///{tmp_path}/fresh/mlflow.db"
     procs = [start(["model=user_median", f"seed={i}"], tmp_path, cache_dir, uri) for i in range(2)]
     procs += [start(["--multirun", "model=user_median", f"seed={i}"], tmp_path, cache_dir, uri) for i in (2, 3)]
-    results = [(p.wait(timeout=400), p.stderr.read()) for p in procs]
+    try:
+        results = [(p.communicate(timeout=900)[1], p.returncode)[::-1] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
     assert [rc for rc, _ in results] == [0] * 4, "\n".join(err[-1500:] for _, err in results)
     found = runs(uri)
     jobs = [r for r in found if "likepred.tracking.sweep" not in r.data.tags]
