@@ -1,5 +1,8 @@
 """Before any data is read: every folder the run will write to takes a file.
 
+`check` runs from the Hydra callback, before Hydra makes the output dir (it would fail there
+with a traceback); `check_artifact_root` once the store is open (tracking.run, tracking.sweep).
+
 A read-only or full filesystem used to show up late and badly: MLflow retried a read-only
 SQLite store for minutes and ended in tracebacks, a read-only artifact root was found only
 after training. Here each folder gets a small file written, fsynced and deleted, and the first
@@ -41,7 +44,8 @@ def local_path(uri: str) -> Path | None:
 
 
 def check_store(tcfg) -> None:
-    """The tracking store and the experiment's artifact root are writable (local ones only)."""
+    """The tracking store's folder and tracking.artifact_root are writable (local ones only); no
+    MLflow here: a config typo found next must not have created a store."""
     from likepred.tracking.store import sqlite_path
 
     db = sqlite_path(tcfg.uri)
@@ -59,14 +63,16 @@ def check_store(tcfg) -> None:
         root = local_path(tcfg.artifact_root)
         if root is not None:
             writable(root, "tracking.artifact_root")
+
+
+def check_artifact_root(tcfg, experiment_id: str) -> None:
+    """The artifact root an existing experiment keeps (its own, whatever tracking.artifact_root says)
+    is writable, if local: checked once the store is open, before the run starts."""
     from mlflow.tracking import MlflowClient
 
-    from likepred.tracking.store import ensure_experiment
-
-    exp_id = ensure_experiment(tcfg)  # first: it creates a new store under its lock, a client would not
-    location = MlflowClient(tcfg.uri).get_experiment(exp_id).artifact_location
-    root = local_path(location or "")
-    if root is not None and location:
+    location = MlflowClient(tcfg.uri).get_experiment(experiment_id).artifact_location or ""
+    root = local_path(location)
+    if location and root is not None:
         writable(root, f"the artifact root of experiment {tcfg.experiment!r} (tracking.artifact_root)")
 
 

@@ -9,13 +9,13 @@ import sys
 from hydra.experimental.callback import Callback
 
 
-def _preflight(config, output_dir, option):
+def _or_exit(step, *args):
+    """step(*args); a LikepredError is one line and exit 2 (Hydra would turn it into a warning)."""
     from likepred.errors import LikepredError
-    from likepred.preflight import check
 
     try:
-        check(config, output_dir, option)
-    except LikepredError as e:  # one line, before any data is read; SystemExit passes Hydra by
+        return step(*args)
+    except LikepredError as e:  # SystemExit passes Hydra's callback wrapper by
         print(f"likepred: error: {e}", file=sys.stderr, flush=True)
         sys.exit(2)
 
@@ -26,14 +26,18 @@ class TrackingCallback(Callback):
         return bool(config.get("tracking")) and config.tracking.get("enabled", True)
 
     def on_run_start(self, config, **kwargs):
-        _preflight(config, str(config.hydra.run.dir), "hydra.run.dir")
+        from likepred.preflight import check
+
+        _or_exit(check, config, str(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config, **kwargs):
-        _preflight(config, str(config.hydra.sweep.dir), "hydra.sweep.dir")
+        from likepred.preflight import check
+
+        _or_exit(check, config, str(config.hydra.sweep.dir), "hydra.sweep.dir")
         if self._enabled(config):
             from likepred.tracking.sweep import start_sweep
 
-            start_sweep(config)
+            _or_exit(start_sweep, config)
 
     def on_multirun_end(self, config, **kwargs):
         if self._enabled(config):

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from likepred.preflight import check_artifact_root
 from likepred.tracking.alive import process_tags
 from likepred.tracking.keys import config_hash, flat_params, run_name
 from likepred.tracking.store import ensure_experiment, prepare_uri
@@ -132,6 +133,7 @@ def job_run(cfg, job=None):
     parent = job.parent if job is not None else {}
     exp_id = parent.get("experiment_id") or ensure_experiment(cfg.tracking)
     mlflow.set_tracking_uri(prepare_uri(cfg.tracking.uri))
+    check_artifact_root(cfg.tracking, exp_id)  # a read-only one is found now, not after training
     tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job)), **process_tags()}
     if job is not None:
         tags.update({"job": " ".join(job.swept), "job_num": str(job.num), "threads_per_job": str(job.threads)})

@@ -133,8 +133,11 @@ def start_sweep(config):
 
     from likepred.files import write_atomic
 
+    from likepred.preflight import check_artifact_root
+
     tcfg = config.tracking
     exp_id = ensure_experiment(tcfg)
+    check_artifact_root(tcfg, exp_id)
     overrides = list(config.hydra.overrides.task)
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
     sweep_dir.mkdir(parents=True, exist_ok=True)
