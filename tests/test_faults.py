@@ -310,3 +310,20 @@ def test_deleted_or_changed_synthetic_profile_is_written_again(tmp_path, caplog)
     with caplog.at_level(logging.WARNING):
         ensure(tmp_path, n_users=6, min_posts=3, max_posts=5)
     assert not caplog.text  # sound: reused as is
+
+
+def test_garbled_feature_cache_found_while_reading_is_set_aside(tmp_path, caplog):
+    """Bytes garbled inside the file (it opens fine): the chunk checksum fails on reading."""
+    paths = images(tmp_path / "img", 12)
+    first = cached_features(paths, byte_features, FeatureCache(tmp_path / "c", "bytes|8", DIM), progress=False)
+    cache = FeatureCache(tmp_path / "c", "bytes|8", DIM)
+    with h5py.File(cache.file, "r") as f:
+        chunk = f["features"].id.get_chunk_info(0)
+    with open(cache.file, "r+b") as f:
+        f.seek(chunk.byte_offset + 8)
+        f.write(b"\x7f" * 16)
+    with caplog.at_level(logging.WARNING):
+        cache = FeatureCache(tmp_path / "c", "bytes|8", DIM)
+        again = cached_features(paths, byte_features, cache, progress=False)
+    np.testing.assert_array_equal(again, first)
+    assert "is damaged (unreadable:" in caplog.text and cache.stats.computed == 12

@@ -129,14 +129,22 @@ class FeatureCache:
         if not self.file.exists():
             return
         with self._lock(exclusive=False):
-            if self._damage() is None:
-                return
+            problem = self._damage()
+        if problem is not None:
+            self._set_aside(problem)
+
+    def _set_aside(self, problem: str, inode=None) -> None:
+        """Move the damaged merged file to <name>.bad, unless another process replaced it meanwhile
+        (`inode`: the file found damaged; None: check it again)."""
+        bad = self.file.with_name(f"{self.file.name}.bad")
         try:
             with self._lock(exclusive=True):
-                problem = self._damage()  # again: another process may have rebuilt it meanwhile
-                if problem is None:
+                try:
+                    now = self.file.stat().st_ino
+                except FileNotFoundError:
                     return
-                bad = self.file.with_name(f"{self.file.name}.bad")
+                if (now != inode) if inode is not None else self._damage() is None:
+                    return
                 os.replace(self.file, bad)
         except OSError as e:
             raise LikepredError(f"feature cache {self.file} is damaged ({problem}) and cannot be set aside "
@@ -210,21 +218,35 @@ class FeatureCache:
         for i, h in enumerate(hashes):
             want.setdefault(h, []).append(i)
         with self._lock(exclusive=False):
-            if self.file.exists():
-                with self._open() as f:
-                    self._take(f["hashes"][()].astype(str), f["features"], want, out, found)
-            for shard in self._shards():
+            damaged = self._take_merged(want, out, found)
+            for shard in [] if damaged else self._shards():
                 if not want:
                     break
                 hs = self._shard_hashes(shard)
                 if hs is not None and not want.keys().isdisjoint(hs.tolist()):
                     with np.load(shard) as z:
                         self._take(hs, z["features"], want, out, found)
+        if damaged:
+            self._set_aside(*damaged)
+            return self.get_many(hashes)
         broken = found & ~np.isfinite(out).all(axis=1)  # written by a faulty extractor or damaged
         if broken.any():
             self._warn_non_finite(len({hashes[i] for i in np.flatnonzero(broken)}))
             out[broken], found[broken] = np.nan, False
         return out, found
+
+    def _take_merged(self, want, out, found):
+        """Rows of the merged file into `out`; (problem, inode) if it could not be read."""
+        try:
+            inode = self.file.stat().st_ino
+        except FileNotFoundError:
+            return None
+        try:
+            with h5py.File(self.file, "r", locking=False) as f:
+                self._take(f["hashes"][()].astype(str), f["features"], want, out, found)
+        except (OSError, KeyError, ValueError) as e:
+            return f"unreadable: {e}", inode
+        return None
 
     @staticmethod
     def _take(stored_hashes, features, want, out, found):
@@ -266,6 +288,7 @@ class FeatureCache:
 
     def compact(self) -> int:
         """Merge pending shards into the .h5 file; returns the rows added."""
+        self._check_file()  # a damaged file is set aside, not merged into the new one
         with self._lock(exclusive=True):
             self._remove_stale_temps()
             shards = self._shards()
@@ -312,9 +335,12 @@ class FeatureCache:
         try:
             with h5py.File(tmp, "w", locking=False) as f:
                 f.attrs["extractor_key"], f.attrs["dim"] = self.key, self.dim
-                hs = f.create_dataset("hashes", (n,), dtype="S40")
-                ft = f.create_dataset("features", (n, self.dim), np.float32,
-                                      chunks=(max(1, min(n, 64)), self.dim))
+                # fletcher32: a checksum per chunk, so garbled bytes fail on reading instead of
+                # passing as features (the file is then set aside and rebuilt)
+                hs = f.create_dataset("hashes", (n,), dtype="S40", chunks=(max(1, min(n, BLOCK)),),
+                                      maxshape=(None,), fletcher32=True)
+                ft = f.create_dataset("features", (n, self.dim), np.float32, chunks=(max(1, min(n, 64)), self.dim),
+                                      maxshape=(None, self.dim), fletcher32=True)
                 at = 0
                 for start in range(0, len(keep), BLOCK):
                     stop = min(start + BLOCK, len(keep))
