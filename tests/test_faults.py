@@ -63,7 +63,7 @@ def wait_running(uri, pred, timeout=180):
 # ---- a run killed with SIGKILL
 
 @pytest.mark.slow
-def test_sigkilled_run_and_sweep_are_marked_killed_by_the_next_run(tmp_path, cache_dir):
+def test_sigkilled_run_and_sweep_are_marked_killed_by_the_next_run(tmp_path, cache_dir, capsys):
     from omegaconf import OmegaConf
 
     from likepred.tracking import report
@@ -88,7 +88,10 @@ def test_sigkilled_run_and_sweep_are_marked_killed_by_the_next_run(tmp_path, cac
 
     # the report reads the killed sweep as KILLED already (it writes nothing)
     sweep_dir = next((tmp_path / "multi").iterdir())
+    capsys.readouterr()
     assert report.main([str(sweep_dir)]) == 0
+    table = capsys.readouterr().out
+    assert "KILLED" in table and "RUNNING" not in table and f"killed: process {sweep.pid} on " in table
     assert all(r.info.status == "RUNNING" for r in runs(uri) if r.info.run_id in left)
 
     # the next run in the experiment ends the three KILLED, in one line
@@ -102,8 +105,8 @@ def test_sigkilled_run_and_sweep_are_marked_killed_by_the_next_run(tmp_path, cac
     assert sum(r.info.status == "FINISHED" for r in after.values()) == 1
 
 
-def test_report_shows_a_dead_runs_status(capsys):
-    """A RUNNING run whose process is gone reads KILLED in the report; a live one stays RUNNING."""
+def test_gone_tells_dead_processes_from_live_and_unknown_ones():
+    """Dead: no such pid, or the pid reused. Unknown (left alone): another host, another container."""
     from likepred.tracking.alive import START, gone, process_tags
 
     mine = process_tags()

@@ -132,7 +132,6 @@ def start_sweep(config):
     from mlflow.tracking import MlflowClient
 
     from likepred.files import write_atomic
-
     from likepred.preflight import check_artifact_root
 
     tcfg = config.tracking
