@@ -209,6 +209,7 @@ def test_unwritable_folders_stop_the_run_in_one_line(case, tmp_path, cache_dir, 
     one_line_error(proc.returncode, proc.stderr, option, where, started)
 
 
+@pytest.mark.slow
 def test_read_only_artifact_root_is_found_before_training(tmp_path, cache_dir, mount):
     """An experiment whose artifact root turned read-only: stopped before the data is read."""
     from omegaconf import OmegaConf
