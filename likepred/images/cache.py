@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import time
@@ -40,6 +41,8 @@ import numpy as np
 from tqdm import tqdm
 
 from likepred.errors import ConfigError, DataError, LikepredError
+
+log = logging.getLogger(__name__)
 
 BLOCK = 1024  # rows read or copied at a time: bounded memory for big caches
 STALE_TEMP_S = 3600  # temp files older than this belong to dead writers
@@ -94,14 +97,63 @@ class FeatureCache:
             self.pending.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ConfigError(f"cannot create the feature cache folder {self.root}: {e.strerror or e}") from e
-        if self.file.exists():
-            with self._lock(exclusive=False), self._open() as f:
+        self._check_file()
+
+    # ------------------------------------------------------------ checks
+
+    def _damage(self) -> str | None:
+        """What is wrong with the merged file (None: sound). Another extractor's file is a ConfigError."""
+        try:
+            with h5py.File(self.file, "r", locking=False) as f:
                 key, d = f.attrs.get("extractor_key"), int(f.attrs.get("dim", -1))
-            if key != self.key or d != self.dim:
-                raise ConfigError(
-                    f"feature cache {self.file} holds key {key!r} dim {d}, "
-                    f"not {self.key!r} dim {self.dim}: delete it or use another cache folder"
-                )
+                if isinstance(key, str) and (key != self.key or d != self.dim):
+                    raise ConfigError(
+                        f"feature cache {self.file} holds key {key!r} dim {d}, "
+                        f"not {self.key!r} dim {self.dim}: delete it or use another cache folder"
+                    )
+                if key is None or "hashes" not in f or "features" not in f:
+                    return "its key or datasets are missing"
+                n, shape = len(f["hashes"]), f["features"].shape
+                if shape != (n, self.dim):
+                    return f"{n} hashes but features of shape {shape}"
+                if n:
+                    f["features"][n - 1]  # the last row: a file cut short fails here if not at open
+        except FileNotFoundError:
+            return None
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            return f"unreadable: {e}"
+        return None
+
+    def _check_file(self) -> None:
+        """A damaged merged file (truncated, garbled) is set aside and its rows recomputed, never trusted."""
+        if not self.file.exists():
+            return
+        with self._lock(exclusive=False):
+            problem = self._damage()
+        if problem is not None:
+            self._set_aside(problem)
+
+    def _set_aside(self, problem: str, inode=None) -> None:
+        """Move the damaged merged file to <name>.bad, unless another process replaced it meanwhile
+        (`inode`: the file found damaged; None: check it again)."""
+        bad = self.file.with_name(f"{self.file.name}.bad")
+        try:
+            with self._lock(exclusive=True):
+                try:
+                    now = self.file.stat().st_ino
+                except FileNotFoundError:
+                    return
+                if (now != inode) if inode is not None else self._damage() is None:
+                    return
+                os.replace(self.file, bad)
+        except OSError as e:
+            raise LikepredError(f"feature cache {self.file} is damaged ({problem}) and cannot be set aside "
+                                f"({e.strerror or e}): delete it to rebuild") from e
+        log.warning("feature cache %s is damaged (%s): moved to %s, its features will be recomputed",
+                    self.file, problem, bad.name)
+
+    def _warn_non_finite(self, n: int) -> None:
+        log.warning("feature cache %s: %d cached row(s) hold NaN or inf; recomputing them", self.root, n)
 
     # ------------------------------------------------------------ plumbing
 
@@ -166,17 +218,35 @@ class FeatureCache:
         for i, h in enumerate(hashes):
             want.setdefault(h, []).append(i)
         with self._lock(exclusive=False):
-            if self.file.exists():
-                with self._open() as f:
-                    self._take(f["hashes"][()].astype(str), f["features"], want, out, found)
-            for shard in self._shards():
+            damaged = self._take_merged(want, out, found)
+            for shard in [] if damaged else self._shards():
                 if not want:
                     break
                 hs = self._shard_hashes(shard)
                 if hs is not None and not want.keys().isdisjoint(hs.tolist()):
                     with np.load(shard) as z:
                         self._take(hs, z["features"], want, out, found)
+        if damaged:
+            self._set_aside(*damaged)
+            return self.get_many(hashes)
+        broken = found & ~np.isfinite(out).all(axis=1)  # written by a faulty extractor or damaged
+        if broken.any():
+            self._warn_non_finite(len({hashes[i] for i in np.flatnonzero(broken)}))
+            out[broken], found[broken] = np.nan, False
         return out, found
+
+    def _take_merged(self, want, out, found):
+        """Rows of the merged file into `out`; (problem, inode) if it could not be read."""
+        try:
+            inode = self.file.stat().st_ino
+        except FileNotFoundError:
+            return None
+        try:
+            with h5py.File(self.file, "r", locking=False) as f:
+                self._take(f["hashes"][()].astype(str), f["features"], want, out, found)
+        except (OSError, KeyError, ValueError) as e:
+            return f"unreadable: {e}", inode
+        return None
 
     @staticmethod
     def _take(stored_hashes, features, want, out, found):
@@ -218,6 +288,7 @@ class FeatureCache:
 
     def compact(self) -> int:
         """Merge pending shards into the .h5 file; returns the rows added."""
+        self._check_file()  # a damaged file is set aside, not merged into the new one
         with self._lock(exclusive=True):
             self._remove_stale_temps()
             shards = self._shards()
@@ -225,22 +296,24 @@ class FeatureCache:
                 return 0
             old = self._open() if self.file.exists() else None
             try:
-                have = set(old["hashes"][()].astype(str).tolist()) if old else set()
+                keep = self._finite_rows(old["features"]) if old else np.zeros(0, bool)
+                have = set(old["hashes"][()].astype(str)[keep].tolist()) if old else set()
                 plan = []  # (shard, rows to add)
                 for shard in shards:
                     hs = self._shard_hashes(shard)
                     if hs is None:
                         continue
+                    with np.load(shard) as z:
+                        finite = np.isfinite(z["features"]).all(axis=1)
                     rows = []
                     for r, h in enumerate(hs.tolist()):
-                        if h not in have:
+                        if h not in have and finite[r]:
                             have.add(h)
                             rows.append(r)
                     plan.append((shard, rows))
-                n_old = len(old["hashes"]) if old else 0
                 n_new = sum(len(rows) for _, rows in plan)
-                if n_new:
-                    self._write_merged(old, n_old, plan)
+                if n_new or not keep.all():
+                    self._write_merged(old, keep, plan)
             finally:
                 if old:
                     old.close()
@@ -248,20 +321,33 @@ class FeatureCache:
                 shard.unlink(missing_ok=True)
             return n_new
 
-    def _write_merged(self, old, n_old, plan) -> None:
+    @staticmethod
+    def _finite_rows(features) -> np.ndarray:
+        """Mask of the rows without NaN or inf, read block by block."""
+        return np.concatenate([np.isfinite(features[s:s + BLOCK]).all(axis=1)
+                               for s in range(0, len(features), BLOCK)] or [np.zeros(0, bool)])
+
+    def _write_merged(self, old, keep, plan) -> None:
+        """The old file's `keep` rows plus the plan's shard rows, into a new file swapped in."""
+        n_old = int(keep.sum())
         n = n_old + sum(len(rows) for _, rows in plan)
         tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             with h5py.File(tmp, "w", locking=False) as f:
                 f.attrs["extractor_key"], f.attrs["dim"] = self.key, self.dim
-                hs = f.create_dataset("hashes", (n,), dtype="S40")
-                ft = f.create_dataset("features", (n, self.dim), np.float32,
-                                      chunks=(min(n, 64), self.dim))
-                for start in range(0, n_old, BLOCK):
-                    stop = min(start + BLOCK, n_old)
-                    hs[start:stop] = old["hashes"][start:stop]
-                    ft[start:stop] = old["features"][start:stop]
-                at = n_old
+                # fletcher32: a checksum per chunk, so garbled bytes fail on reading instead of
+                # passing as features (the file is then set aside and rebuilt)
+                hs = f.create_dataset("hashes", (n,), dtype="S40", chunks=(max(1, min(n, BLOCK)),),
+                                      maxshape=(None,), fletcher32=True)
+                ft = f.create_dataset("features", (n, self.dim), np.float32, chunks=(max(1, min(n, 64)), self.dim),
+                                      maxshape=(None, self.dim), fletcher32=True)
+                at = 0
+                for start in range(0, len(keep), BLOCK):
+                    stop = min(start + BLOCK, len(keep))
+                    k = keep[start:stop]
+                    hs[at:at + k.sum()] = old["hashes"][start:stop][k]
+                    ft[at:at + k.sum()] = old["features"][start:stop][k]
+                    at += int(k.sum())
                 for shard, rows in plan:
                     if rows:
                         with np.load(shard) as z:
@@ -346,6 +432,12 @@ def cached_features(paths, fn, cache: FeatureCache, batch_size=32, progress=True
                     f"extractor {cache.key!r} returned features of shape {rows.shape}, "
                     f"expected ({len(batch)}, {cache.dim})"
                 )
+            for j in range(len(batch)):  # NaN features are never cached: say which image gave them
+                if j not in bad and not np.isfinite(rows[j]).all():
+                    if errors == "raise":
+                        raise DataError(f"extractor {cache.key!r} returned NaN or inf features for this image",
+                                        file=paths[batch[j][1][0]])
+                    rows[j], bad = np.nan, [*bad, j]
             keep = [j for j in range(len(batch)) if j not in bad]
             cache.put_many([batch[j][0] for j in keep], rows[keep])
             for j, (_, pos) in enumerate(batch):

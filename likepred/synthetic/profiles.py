@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -25,6 +26,8 @@ import pandas as pd
 
 from likepred.errors import DataError
 from likepred.files import write_atomic
+
+log = logging.getLogger(__name__)
 
 N_VISUAL_CLASSES = 8
 SCRAPE = datetime(2017, 5, 1, tzinfo=timezone.utc)
@@ -35,12 +38,40 @@ def params_key(n_users: int, min_posts: int, max_posts: int, seed: int) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:10]
 
 
+def damage(out) -> str | None:
+    """What is wrong with a generated folder: None if every file is as written (COMPLETE lists them
+    with their sha1), else what is missing or changed."""
+    out = Path(out)
+    try:
+        files = json.loads((out / "COMPLETE").read_text())["files"]
+    except FileNotFoundError:
+        return "it is incomplete"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its COMPLETE list of files is unreadable (written by an older version?)"
+    for rel, digest in files.items():
+        try:
+            if hashlib.sha1((out / rel).read_bytes()).hexdigest() != digest:
+                return f"{rel} was changed"
+        except OSError:
+            return f"{rel} is missing"
+    return None
+
+
 def generate(out_dir, n_users=300, min_posts=8, max_posts=40, seed=0) -> Path:
-    """Write the dataset under out_dir (once; a complete folder is reused)."""
+    """Write the dataset under out_dir (once; a complete, unchanged folder is reused, a damaged one
+    written again: a cache is never trusted blindly)."""
     out = Path(out_dir)
     done = out / "COMPLETE"
     if done.exists():
-        return out
+        problem = damage(out)
+        if problem is None:
+            return out
+        log.warning("synthetic data %s: %s; writing it again", out, problem)
+    written = {}  # relative path -> sha1 of the bytes written, for COMPLETE
+
+    def write(rel, text):
+        write_atomic(out / rel, text)
+        written[rel] = hashlib.sha1(text.encode()).hexdigest()
     rng = np.random.default_rng(seed)
     (out / "profiles").mkdir(parents=True, exist_ok=True)
 
@@ -97,9 +128,9 @@ def generate(out_dir, n_users=300, min_posts=8, max_posts=40, seed=0) -> Path:
             "numberFollowers": followers, "numberFollowing": following, "private": False,
             "posts": posts[::-1],  # newest first, as the scraper wrote them
         }
-        write_atomic(out / "profiles" / f"{alias}.json", json.dumps(profile))
-    pd.DataFrame(latent).to_csv(out / "latent.csv", index=False)
-    done.write_text("ok\n")
+        write(f"profiles/{alias}.json", json.dumps(profile))
+    write("latent.csv", pd.DataFrame(latent).to_csv(index=False))
+    write_atomic(done, json.dumps({"files": written}, indent=0))
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from likepred.errors import LikepredError
+from likepred.tracking.alive import gone
 from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE
 
 METRICS = ["test_mape", "test_mape_mature", "baseline_user_mean_mape", "baseline_best_constant_mape",
@@ -36,10 +37,11 @@ def columns(optimized_metric: str) -> list:
 
 def _row(run, optimized_metric, status=None) -> dict:
     m, t, info = run.data.metrics, run.data.tags, run.info
+    dead = gone(t) if info.status == "RUNNING" else None  # killed, not yet marked by a later run
     return {
         "job": int(t.get("job_num", -1)),
         "name": t.get("job") or t.get("overrides") or info.run_name,
-        "status": status or info.status,
+        "status": status or ("KILLED" if dead else info.status),
         **{k: m.get(k, np.nan) for k in METRICS},
         optimized_metric: m.get(optimized_metric, np.nan),
         "study_yardstick": pd.to_numeric(run.data.params.get("study.yardstick_mape"), errors="coerce"),
@@ -48,7 +50,7 @@ def _row(run, optimized_metric, status=None) -> dict:
         "leaky": t.get("leaky", ""),
         "duration_s": (info.end_time - info.start_time) / 1000 if info.end_time else np.nan,
         "run_id": info.run_id,
-        "error": t.get("error", ""),
+        "error": t.get("error", "") or (f"killed: {dead}" if dead else ""),
     }
 
 

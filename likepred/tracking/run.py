@@ -14,6 +14,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from likepred.preflight import check_artifact_root
+from likepred.tracking.alive import process_tags
 from likepred.tracking.keys import config_hash, flat_params, run_name
 from likepred.tracking.store import ensure_experiment, prepare_uri
 
@@ -90,7 +92,8 @@ def start_run(cfg, tags: dict):
         mlflow.set_tags(tags)
         active = joined
     else:
-        active = mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking), run_name=run_name(cfg), tags=tags)
+        active = mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking), run_name=run_name(cfg),
+                                  tags=tags | process_tags())
         mlflow.log_params(flat_params(cfg))
     run = Run(active.info.run_id)
     try:
@@ -130,7 +133,8 @@ def job_run(cfg, job=None):
     parent = job.parent if job is not None else {}
     exp_id = parent.get("experiment_id") or ensure_experiment(cfg.tracking)
     mlflow.set_tracking_uri(prepare_uri(cfg.tracking.uri))
-    tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job))}
+    check_artifact_root(cfg.tracking, exp_id)  # a read-only one is found now, not after training
+    tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job)), **process_tags()}
     if job is not None:
         tags.update({"job": " ".join(job.swept), "job_num": str(job.num), "threads_per_job": str(job.threads)})
     if parent.get("parent_run_id"):

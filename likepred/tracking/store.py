@@ -1,35 +1,83 @@
 """The MLflow store: the one place that turns `tracking.uri` into a ready store and experiment.
 
+Creating a SQLite store runs MLflow's migrations, which are not safe to run twice at once (two
+runs started together on a fresh store crashed with "table latest_metrics already exists"), so
+the first open, the experiment's creation and the sweep of killed runs hold an exclusive flock
+on `<db>.lock` beside the database. Server stores need no lock: the server serialises.
+
 mlflow is imported inside functions so `--help` and config composition stay fast.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+
+SQLITE = "sqlite:///"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a SQLite URI, None for other stores."""
+    return Path(uri[len(SQLITE):]) if uri.startswith(SQLITE) else None
 
 
 def prepare_uri(uri: str) -> str:
     """The URI, with the folder of a SQLite file created."""
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     return uri
 
 
+@contextmanager
+def store_lock(uri: str):
+    """Hold an exclusive flock beside a SQLite store (a no-op for other stores)."""
+    db = sqlite_path(prepare_uri(uri))
+    if db is None:
+        yield
+        return
+    fd = os.open(f"{db}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def ensure_experiment(tcfg) -> str:
-    """Create the experiment if missing (in the parent process, before any job)."""
+    """The experiment's id, created if missing (in the parent process, before any job); its runs
+    whose process was killed are ended KILLED on the way (likepred.tracking.alive)."""
     import mlflow
 
     mlflow.set_tracking_uri(prepare_uri(tcfg.uri))
-    exp = mlflow.get_experiment_by_name(tcfg.experiment)
-    if exp is not None:
-        return exp.experiment_id
-    location = None
-    if tcfg.get("artifact_root"):
-        root = tcfg.artifact_root
-        location = root if "://" in root else Path(root).resolve().as_uri()
-    from likepred.tracking.view import experiment_tags  # the UI opens it on its runs, scores as columns
+    with store_lock(tcfg.uri):
+        exp = mlflow.get_experiment_by_name(tcfg.experiment)  # the first call creates the store
+        if exp is None:
+            location = None
+            if tcfg.get("artifact_root"):
+                root = tcfg.artifact_root
+                location = root if "://" in root else Path(root).resolve().as_uri()
+            from likepred.tracking.view import experiment_tags  # the UI opens it on its runs, scores as columns
 
-    try:
-        return mlflow.create_experiment(tcfg.experiment, artifact_location=location, tags=experiment_tags())
-    except Exception:  # another process created it first
-        return mlflow.get_experiment_by_name(tcfg.experiment).experiment_id
+            try:
+                return mlflow.create_experiment(tcfg.experiment, artifact_location=location,
+                                                tags=experiment_tags())
+            except Exception:  # another process (or a server's other client) created it first
+                return mlflow.get_experiment_by_name(tcfg.experiment).experiment_id
+        _mark_killed(tcfg.uri, exp.experiment_id)
+        return exp.experiment_id
+
+
+def _mark_killed(uri: str, experiment_id: str):
+    from mlflow.tracking import MlflowClient
+
+    from likepred.tracking.alive import mark_killed
+
+    dead = mark_killed(MlflowClient(uri), experiment_id)
+    if dead:
+        ids = ", ".join(run_id for run_id, _ in dead[:5]) + (f" and {len(dead) - 5} more" if len(dead) > 5 else "")
+        print(f"likepred: marked {len(dead)} RUNNING run(s) KILLED, their process is gone "
+              f"({dead[0][1]}): {ids}", file=sys.stderr, flush=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from likepred.tracking.alive import process_tags
 from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE, config_hash
 from likepred.tracking.store import ensure_experiment
 
@@ -131,9 +132,11 @@ def start_sweep(config):
     from mlflow.tracking import MlflowClient
 
     from likepred.files import write_atomic
+    from likepred.preflight import check_artifact_root
 
     tcfg = config.tracking
     exp_id = ensure_experiment(tcfg)
+    check_artifact_root(tcfg, exp_id)
     overrides = list(config.hydra.overrides.task)
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +144,7 @@ def start_sweep(config):
     run = client.create_run(exp_id, run_name=sweep_name(overrides), tags={
         "likepred.tracking.sweep": "true", "overrides": " ".join(overrides), "sweep_dir": str(sweep_dir),
         "sweeper": str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1],
-        "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1]})
+        "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1], **process_tags()})
     info = {"parent_run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": tcfg.uri,
             "overrides": overrides, "optimized_metric": config.get("optimized_metric")}
     write_atomic(sweep_dir / SWEEP_FILE, json.dumps(info, indent=1))
