@@ -85,6 +85,10 @@ class KerasEstimator(Estimator):
         return history.history
 
     def predict(self, data):
+        from likepred.models.numpy_net import NumpyNet
+
+        if isinstance(self.model, NumpyNet):  # a served dense net: no Keras import (see load)
+            return np.asarray(self.model.predict(data.inputs)).reshape(-1)
         from likepred.images.dataset import has_images, image_batches
 
         if has_images(data.inputs):

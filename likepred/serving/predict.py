@@ -53,19 +53,22 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def _decode(raw: bytes, where) -> str:
+def _decode(raw: bytes, where, one_line: bool = False) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); save the file "
-                        "as UTF-8", where) from None
+        line, col = raw.count(b"\n", 0, e.start) + 1, e.start - raw.rfind(b"\n", 0, e.start)
+        at = f"column {col}" if one_line else f"line {line}, column {col}"
+        raise DataError(f"not UTF-8 text (byte 0x{raw[e.start]:02x} at {at}); save the file as UTF-8 "
+                        "(Latin-1?)", where) from None
 
 
-def _json(text: str, where):
+def _json(text: str, where, one_line: bool = False):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})", where) from None
+        at = f"column {e.colno}" if one_line else f"line {e.lineno}, column {e.colno}"
+        raise DataError(f"not valid JSON ({e.msg} at {at})", where) from None
     except RecursionError:
         raise DataError("JSON nested too deeply", where) from None
 
@@ -93,7 +96,8 @@ def read_posts(path, skip: bool = False) -> tuple[list, list | None, list]:
         if not line.strip():
             continue
         try:
-            records.append(_json(_decode(line, f"{p.name}, line {n}"), f"{p.name}, line {n}"))
+            where = f"{p.name}, line {n}"
+            records.append(_json(_decode(line, where, one_line=True), where, one_line=True))
             labels.append(f"line {n}")
         except DataError as e:
             if not skip:
