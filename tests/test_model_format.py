@@ -112,3 +112,16 @@ def test_numpy_net_matches_keras_and_refuses_other_layers(tmp_path):
     conv = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inp))))
     with pytest.raises(NotDense, match="Conv2D"):
         NumpyNet.from_keras(conv)
+
+
+def test_state_keeps_the_fitted_scikit_learn_parts_of_extractors(tmp_path):
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    x = np.random.default_rng(2).normal(size=(60, 5))
+    stats = UserStats()
+    stats.pca_, stats.kmeans_ = PCA(3).fit(x), KMeans(4, n_init=2, random_state=0).fit(x)
+    state.dump(stats, tmp_path)
+    back = state.load(tmp_path)
+    np.testing.assert_array_equal(back.pca_.transform(x), stats.pca_.transform(x))
+    np.testing.assert_array_equal(back.kmeans_.predict(x), stats.kmeans_.predict(x))

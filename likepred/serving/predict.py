@@ -12,9 +12,9 @@ file one post a line (UTF-8).
 
 A model is code as much as data: load only models you trust. likepred writes a
 model's parts as data (arrays, weights, JSON) that loading does not execute; a
-part written as a pickle (models logged before this format, pipelines with
-scikit-learn parts such as text or label clusters) runs code when loaded, so it
-is read only from your own local store (runs:/, models:/) or with --trust-pickle.
+part written as a pickle (models logged before this format, or a pipeline part
+the data format does not cover: training warns) runs code when loaded, so it is
+read only from your own local store (runs:/, models:/) or with --trust-pickle.
 
 Exit status: 0 all posts predicted, 1 some posts skipped (--on-error skip),
 2 an error (one line saying what and where).

@@ -3,8 +3,8 @@
 Pickle rebuilds objects by calling whatever the file names, so a downloaded pickle can run
 anything. This format knows a fixed set of value types (numbers, strings, lists, dicts, sets,
 NumPy arrays, pandas frames, series and indexes, timestamps, OmegaConf configs) and rebuilds
-likepred's own classes by setting their attributes: no `__init__`, no `__setstate__`, no class
-outside the `likepred` package, arrays read with `allow_pickle=False`. `dump` raises
+likepred's own classes (and two scikit-learn ones, FOREIGN) by setting their attributes: no
+`__init__`, no `__setstate__`, no other class, arrays read with `allow_pickle=False`. `dump` raises
 `Unsupported` for anything else (the caller then falls back to pickle, which needs trust).
 """
 
@@ -26,6 +26,9 @@ from likepred.errors import ConfigError
 FORMAT = "likepred-state/1"
 STATE, ARRAYS = "state.json", "arrays.npz"
 FACTORIES = {"list": list, "int": int, "float": float, "dict": dict, "set": set, "str": str}
+# Fitted scikit-learn parts of feature extractors (text PCA, label clusters): rebuilt by setting
+# their attributes (arrays and settings), as pickle does, but only these exact classes.
+FOREIGN = {("sklearn.decomposition._pca", "PCA"), ("sklearn.cluster._kmeans", "KMeans")}
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -55,7 +58,8 @@ def load(folder):
 
 
 def _own_class(cls) -> bool:
-    return isinstance(cls, type) and cls.__module__.split(".")[0] == "likepred"
+    return isinstance(cls, type) and (cls.__module__.split(".")[0] == "likepred"
+                                      or (cls.__module__, cls.__qualname__) in FOREIGN)
 
 
 class _Enc:
@@ -147,8 +151,9 @@ class _Enc:
         if inspect.isfunction(obj) and obj.__module__.split(".")[0] == "likepred" and "<" not in obj.__qualname__:
             return {"t": "func", "m": obj.__module__, "n": obj.__qualname__}
         cls = type(obj)
-        if _own_class(cls) and cls.__new__ is object.__new__ and not hasattr(cls, "__slots__"):
-            custom = cls.__getstate__ is not object.__getstate__
+        slots = any(getattr(k, "__slots__", ()) for k in cls.__mro__)  # state outside __dict__
+        if _own_class(cls) and cls.__new__ is object.__new__ and not slots:
+            custom = cls.__getstate__ is not object.__getstate__ and (cls.__module__, cls.__qualname__) not in FOREIGN
             state = obj.__getstate__() if custom else dict(vars(obj))
             if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
                 raise Unsupported(f"{where}: {cls.__qualname__} keeps a non-dict state")
@@ -160,6 +165,8 @@ class _Enc:
 def _resolve(module: str, name: str):
     """A class or function of likepred's own, by module and qualified name; nothing else."""
     parts = [*module.split("."), *name.split(".")]
+    if (module, name) in FOREIGN:
+        return getattr(importlib.import_module(module), name)
     if (not (NAME.fullmatch(module) and NAME.fullmatch(name)) or parts[0] != "likepred"
             or any(p.startswith("__") for p in parts)):
         raise ValueError(f"refused reference {module}:{name} (only likepred's own classes and functions)")
