@@ -59,6 +59,9 @@ def test_state_refuses_to_write_what_it_cannot_read_back(tmp_path):
     stats.model = Foreign()
     with pytest.raises(state.Unsupported, match=r"root.model: .*Foreign"):
         state.dump(stats, tmp_path)
+    stats.model = [stats]
+    with pytest.raises(state.Unsupported, match=r"root.model\[0\]: refers back to itself"):
+        state.dump(stats, tmp_path)
 
 
 def test_state_arrays_are_read_without_pickle(tmp_path):

@@ -64,7 +64,7 @@ def _own_class(cls) -> bool:
 
 class _Enc:
     def __init__(self, arrays):
-        self.arrays = arrays
+        self.arrays, self.open = arrays, set()
 
     def array(self, a: np.ndarray) -> dict:
         key = f"a{len(self.arrays)}"
@@ -91,7 +91,18 @@ class _Enc:
             return {"kind": "numpy", "v": self.values(np.asarray(s), where)}
         raise Unsupported(f"{where}: pandas dtype {dtype} is not stored in the state format")
 
-    def enc(self, obj, where):  # noqa: C901 (one flat dispatch reads better split no further)
+    def enc(self, obj, where):
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return self._enc(obj, where)
+        if id(obj) in self.open:  # a cycle: written objects are trees (shared ones are copied)
+            raise Unsupported(f"{where}: refers back to itself")
+        self.open.add(id(obj))
+        try:
+            return self._enc(obj, where)
+        finally:
+            self.open.discard(id(obj))
+
+    def _enc(self, obj, where):  # noqa: C901 (one flat dispatch reads better split no further)
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, int) and type(obj) is int:
