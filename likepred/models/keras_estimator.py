@@ -50,7 +50,7 @@ def start_at_median(model, y):
 
 
 class KerasEstimator(Estimator):
-    weights = ("model",)  # the net travels as a .keras file beside the pickle
+    weights = ("model",)  # the net travels as a .keras file (and NumPy weights) beside the pipeline
 
     def __init__(self, builder, cfg):
         self.builder, self.cfg = builder, cfg

@@ -15,6 +15,8 @@ model's parts as data (arrays, weights, JSON) that loading does not execute; a
 part written as a pickle (models logged before this format, or a pipeline part
 the data format does not cover: training warns) runs code when loaded, so it is
 read only from your own local store (runs:/, models:/) or with --trust-pickle.
+MLflow's own wrapper in the model folder (python_model.pkl) is a pickle too:
+this command never reads it; mlflow.pyfunc.load_model does.
 
 Exit status: 0 all posts predicted, 1 some posts skipped (--on-error skip),
 2 an error (one line saying what and where).
