@@ -244,13 +244,13 @@ def test_jsonl_with_bad_lines_skips_them_and_names_each_line(logged, predictor, 
 
 
 def test_dates_far_from_training_warn_in_one_line(logged, tmp_path, capsys):
-    posts = [{"alias": KNOWN, "date": d} for d in ("1900-01-01T12:00:00", SATURDAY, "2035-01-01T12:00:00")]
+    posts = [{"alias": KNOWN, "date": d} for d in ("1990-01-01T12:00:00", SATURDAY, "2035-01-01T12:00:00")]
     assert cli(logged, str(write(tmp_path / "posts.json", posts))) == 0
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 3
     (line,) = [x for x in err.splitlines() if x.startswith("warning")]
     assert re.fullmatch(r"warning: 2 of 3 posts are dated more than a year outside the training posts "
-                        r"\(\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\), e.g. 1900-01-01: their predictions extrapolate", line)
+                        r"\(\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\), e.g. 1990-01-01: their predictions extrapolate", line)
     assert cli(logged, str(write(tmp_path / "post.json", posts[1]))) == 0
     assert "warning" not in capsys.readouterr().err
 
