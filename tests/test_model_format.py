@@ -128,3 +128,17 @@ def test_state_keeps_the_fitted_scikit_learn_parts_of_extractors(tmp_path):
     back = state.load(tmp_path)
     np.testing.assert_array_equal(back.pca_.transform(x), stats.pca_.transform(x))
     np.testing.assert_array_equal(back.kmeans_.predict(x), stats.kmeans_.predict(x))
+
+
+def test_a_damaged_state_is_one_clear_error(tmp_path):
+    stats = UserStats()
+    stats.x = np.arange(1000)
+    state.dump(stats, tmp_path)
+    doc = json.loads((tmp_path / state.STATE).read_text())
+    (tmp_path / state.STATE).write_text(json.dumps(doc | {"root": doc["root"] | {"m": "likepred.no_such_module"}}))
+    with pytest.raises(ConfigError, match="not a readable likepred model state"):
+        state.load(tmp_path)
+    (tmp_path / state.STATE).write_text(json.dumps(doc))
+    (tmp_path / state.ARRAYS).write_bytes((tmp_path / state.ARRAYS).read_bytes()[:30])  # a cut zip
+    with pytest.raises(ConfigError, match="not a readable likepred model state"):
+        state.load(tmp_path)

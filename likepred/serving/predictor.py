@@ -283,5 +283,8 @@ def read_model_files(artifacts: dict, trust_pickle: bool = False, where: str = "
         raise ConfigError(f"{where}: no predictor files in {path}")
     if not isinstance(predictor, Predictor):
         raise ConfigError(f"{where}: not a likepred model (logged by python -m likepred)")
-    predictor.estimator.load(Path(artifacts["estimator"]), predictor.backend)
+    try:
+        predictor.estimator.load(Path(artifacts["estimator"]), predictor.backend)
+    except (OSError, ValueError, KeyError, TypeError) as e:  # a missing or damaged weights file
+        raise ConfigError(f"{where}: cannot read its weights in {artifacts['estimator']} ({e})") from None
     return predictor

@@ -15,6 +15,7 @@ import importlib
 import inspect
 import json
 import re
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def load(folder):
         with np.load(folder / ARRAYS, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         return _dec(doc["root"], arrays)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, ImportError, EOFError,
+            zipfile.BadZipFile) as e:
         raise ConfigError(f"{folder / STATE}: not a readable likepred model state ({e})") from None
 
 
