@@ -78,14 +78,15 @@ def _write_results(folder, cfg, table, plot) -> bool:
 
 
 def _log_model(run, cfg, model, pipeline, train_d, val_d, metrics):
-    """The model with its fitted pipeline, packaged as an MLflow pyfunc (likepred.serving)."""
+    """The model with its fitted pipeline, packaged as an MLflow pyfunc (likepred.serving) and
+    logged as the run's logged model `model`."""
     import tempfile
     from pathlib import Path
 
-    from likepred.serving.pyfunc import save_pyfunc
+    from likepred.serving.pyfunc import package, quiet_mlflow
 
-    with tempfile.TemporaryDirectory() as tmp:
-        save_pyfunc(Path(tmp) / "model", model, pipeline, train_d, val_d, cfg)
+    with tempfile.TemporaryDirectory() as tmp, quiet_mlflow():
+        _, kwargs = package(Path(tmp), model, pipeline, train_d, val_d, cfg)
         score = metrics.get(cfg.optimized_metric)
-        run.log_model(Path(tmp) / "model", cfg.tracking.get("register"),
+        run.log_model(kwargs, cfg.tracking.get("register"),
                       {cfg.optimized_metric: str(score)} if score is not None else None)

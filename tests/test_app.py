@@ -55,8 +55,9 @@ def test_full_run_logged_to_mlflow(tmp_path, cache_dir, store):
     assert run.data.tags["leaky"] == "false" and run.data.tags["data_source"] == "synthetic"
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "predictions.csv", "predicted_vs_actual.png", "model"} <= arts
-    assert {"model/MLmodel", "model/artifacts"} <= {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"config.yaml", "predictions.csv", "predicted_vs_actual.png"} <= arts
+    (model,) = client.search_logged_models([run.info.experiment_id])  # the packaged model, a logged model
+    assert model.name == "model" and model.source_run_id == run.info.run_id
 
 
 def test_two_job_multirun(tmp_path, cache_dir, store):

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,15 +98,15 @@ def test_loaded_pyfunc_predicts_as_the_training_process(logged, tmp_path):
 
 def test_keras_model_round_trips(logged, tmp_path):
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     store = logged[0]
     run_id, cfg = train_and_log(store, "keras", "model=dense_meta", "trainer.epochs=2")
-    client = MlflowClient(cfg.tracking.uri)
-    arts = {a.path for a in client.list_artifacts(run_id, "model/artifacts")}
-    assert arts == {"model/artifacts/estimator", "model/artifacts/predictor.pkl"}
-    weights = {a.path for a in client.list_artifacts(run_id, "model/artifacts/estimator")}
-    assert weights == {"model/artifacts/estimator/model.keras"}  # the net beside, as .keras
+    folder = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", tracking_uri=cfg.tracking.uri)
+    files = {str(p.relative_to(folder)) for p in Path(folder, "artifacts").rglob("*.*")}
+    # the net beside the pipeline as .keras and as NumPy weights; no pickle of likepred's
+    assert files == {"artifacts/predictor/state.json", "artifacts/predictor/arrays.npz",
+                     "artifacts/estimator/model.keras", "artifacts/estimator/net.json",
+                     "artifacts/estimator/net.npz"}
     records, expected = held_out_rows(run_id, cfg)
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
     np.testing.assert_allclose(model.predict(pd.DataFrame(records))["likes"].to_numpy(), expected, rtol=1e-5)
@@ -151,7 +152,11 @@ def test_unknown_user_is_a_cold_start_and_says_so(logged, predictor, tmp_path, c
 def test_bad_field_is_one_clear_line(logged, tmp_path, capsys, field, value, message):
     post = {"alias": KNOWN, "date": SATURDAY, field: value}
     assert cli(logged, str(write(tmp_path / "bad.json", post))) == 2
-    assert f"likepred.predict: error: file bad.json, {message}" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    if field == "numberFollowers":  # the wording of the bound belongs to likepred.data.schema
+        assert re.fullmatch(r"likepred.predict: error: file bad.json, field numberFollowers: must be .*, got -3\n", err)
+    else:
+        assert f"likepred.predict: error: file bad.json, {message}" in err
 
 
 def test_bad_field_exit_code_without_traceback(logged, tmp_path):
@@ -162,7 +167,7 @@ def test_bad_field_exit_code_without_traceback(logged, tmp_path):
                            "--tracking-uri", cfg.tracking.uri, str(path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert "file posts.jsonl, post 1, field date: unparseable date 'soon'" in proc.stderr
+    assert "file posts.jsonl, line 2, field date: unparseable date 'soon'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -179,7 +184,9 @@ def test_batch_jsonl_to_csv_from_the_registry(logged, predictor, tmp_path, capsy
     stdout, err = capsys.readouterr()
     assert f"wrote 23 predictions to {out}" in stdout and "ignored fields (not used to predict): numberLikes" in err
     table = pd.read_csv(out)
-    assert list(table.columns) == ["alias", "date", "likes", "likes_low", "likes_high", "known_user", "explain"]
+    assert list(table.columns) == ["line", "alias", "date", "likes", "likes_low", "likes_high", "known_user",
+                                   "explain"]
+    assert table["line"].tolist() == list(range(1, 24))
     expected = mlflow.pyfunc.load_model("models:/tiny/1").predict(pd.DataFrame(records))
     version = mlflow.tracking.MlflowClient(cfg.tracking.uri).get_model_version("tiny", "1")
     assert version.run_id == run_id and float(version.tags["val_mape"]) > 0
@@ -190,7 +197,7 @@ def test_batch_jsonl_to_csv_from_the_registry(logged, predictor, tmp_path, capsy
 
 def test_explain_lists_features_by_effect(logged, predictor, tmp_path, capsys):
     from likepred.data import load_dataset
-    from likepred.serving.pyfunc import feature_groups
+    from likepred.serving.predictor import feature_groups
     from likepred.split import make_split
 
     store, run_id, cfg = logged
@@ -209,3 +216,129 @@ def test_explain_lists_features_by_effect(logged, predictor, tmp_path, capsys):
     train = data.posts.iloc[make_split(data.posts, cfg.split).train]
     mean = train.loc[train["alias"] == KNOWN, "likes"].mean()
     assert lines[-1] == f"  (the model predicts a multiple of the user's train mean likes: {mean:.0f})"
+
+
+def test_jsonl_with_bad_lines_skips_them_and_names_each_line(logged, predictor, tmp_path, capsys):
+    good = {"alias": KNOWN, "date": SATURDAY}
+    lines = [json.dumps(good)] * 3 + ['{"alias": "user0001", "date": '] + [json.dumps(good)] * 2
+    lines += [json.dumps({"alias": KNOWN, "date": "soon"}), json.dumps({"alias": KNOWN, "date": SATURDAY})]
+    path = tmp_path / "posts.jsonl"
+    path.write_bytes("\n".join(lines).encode() + b"\n" + '{"alias": "caf\u00e9", "date": "2017-06-03"}'.encode("latin-1"))
+    assert cli(logged, str(path)) == 2  # by default the first bad line stops, naming it
+    assert capsys.readouterr().err == ("likepred.predict: error: file posts.jsonl, line 4: not valid JSON "
+                                       "(Expecting value at column 31)\n")
+    out = tmp_path / "out.csv"
+    assert cli(logged, str(path), "--on-error", "skip", "-o", str(out)) == 1
+    stdout, err = capsys.readouterr()
+    assert "wrote 6 predictions" in stdout
+    assert err.splitlines() == [
+        "likepred.predict: skipped file posts.jsonl, line 4: not valid JSON (Expecting value at column 31)",
+        "likepred.predict: skipped file posts.jsonl, line 7, field date: unparseable date 'soon'",
+        "likepred.predict: skipped file posts.jsonl, line 9: not UTF-8 text (byte 0xe9 at column 15); "
+        "save the file as UTF-8 (Latin-1?)",
+        "likepred.predict: skipped 3 of 9 posts (line 4, line 7, line 9); predicted the other 6"]
+    table = pd.read_csv(out)
+    assert table["line"].tolist() == [1, 2, 3, 5, 6, 8]
+    expected = predictor.predict(*predictor.posts([good]))["likes"][0]
+    np.testing.assert_allclose(table["likes"], expected, rtol=1e-9)
+
+
+def test_dates_far_from_training_warn_in_one_line(logged, tmp_path, capsys):
+    posts = [{"alias": KNOWN, "date": d} for d in ("1990-01-01T12:00:00", SATURDAY, "2035-01-01T12:00:00")]
+    assert cli(logged, str(write(tmp_path / "posts.json", posts))) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 3
+    (line,) = [x for x in err.splitlines() if x.startswith("warning")]
+    assert re.fullmatch(r"warning: 2 of 3 posts are dated more than a year outside the training posts "
+                        r"\(\d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d\), e.g. 1990-01-01: their predictions extrapolate", line)
+    assert cli(logged, str(write(tmp_path / "post.json", posts[1]))) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys):
+    huge = write(tmp_path / "huge.json", {"alias": "x", "numberFollowers": 10**30, "numberFollowing": 1,
+                                          "numberPosts": 1, "date": SATURDAY})
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"alias": "user0001",\n "caption": "caf\u00e9", "date": "2017-06-03"}'.encode("latin-1"))
+    post = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    cases = [
+        ([str(huge)], re.compile(r"file huge\.json, field numberFollowers: must be an integer from 0 to 1e\+12, got 1")),
+        ([str(latin)], "file latin.json: not UTF-8 text (byte 0xe9 at line 2, column 17); save the file as UTF-8 (Latin-1?)"),
+        ([str(post), "-o", str(tmp_path / "nowhere" / "out.csv")],
+         f"file {tmp_path}/nowhere/out.csv, field -o: the folder {tmp_path}/nowhere does not exist"),
+        ([str(post), "-o", str(tmp_path)], f"file {tmp_path}, field -o: is a folder: give a file name"),
+        ([str(tmp_path)], f"file {tmp_path.name}: is a folder, not a .json or .jsonl file"),
+    ]
+    for args, message in cases:
+        assert cli(logged, *args) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and err.startswith("likepred.predict: error: ")
+        assert message.match(err[25:]) if isinstance(message, re.Pattern) else err[25:] == f"{message}\n"
+    # the output and the posts are checked before the model is looked for
+    from likepred.serving.predict import main
+
+    assert main(["--model", "runs:/nope/model", str(latin)]) == 2
+    assert "latin.json: not UTF-8" in capsys.readouterr().err
+
+
+def test_a_missing_store_is_refused_not_created(logged, tmp_path, capsys):
+    from likepred.serving.predict import main
+
+    post = str(write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY}))
+    for uri, path in ((f"sqlite:///{tmp_path}/typo/mlflow.db", tmp_path / "typo"),
+                      (f"sqlite:///{tmp_path}/mlfow.db", tmp_path / "mlfow.db"),
+                      (str(tmp_path / "mlrun"), tmp_path / "mlrun")):
+        assert main(["--model", "runs:/abc/model", "--tracking-uri", uri, post]) == 2
+        assert f"--tracking-uri {uri}: no such store ({path}" in capsys.readouterr().err
+        assert not path.exists()
+    assert cli(logged, post, model="runs:/0123abc/model") == 2
+    assert "--model runs:/0123abc/model: no run '0123abc' in the store" in capsys.readouterr().err
+    assert cli(logged, post, model="models:/tiny/9") == 2
+    assert "no version 9 of a registered model 'tiny'" in capsys.readouterr().err
+
+
+def test_the_model_is_a_logged_model_and_data_not_code(logged, tmp_path, capsys):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    store, run_id, cfg = logged
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    exp = MlflowClient().get_experiment_by_name("predict")
+    (found,) = mlflow.search_logged_models(experiment_ids=[exp.experiment_id], output_format="list")
+    assert found.name == "model" and found.source_run_id == run_id
+    assert MlflowClient().get_model_version("tiny", "1").source == f"models:/{found.model_id}"
+    folder = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model"))
+    parts = sorted(str(p.relative_to(folder / "artifacts")) for p in (folder / "artifacts").rglob("*.*"))
+    assert parts == ["estimator/forest.npz", "predictor/arrays.npz", "predictor/state.json"]
+    post = str(write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY}))
+    assert cli(logged, post, model=f"models:/{found.model_id}") == 0
+    expected = capsys.readouterr().out
+
+    # a folder holding a pickle that runs code: refused unless trusted, and nothing runs
+    import shutil
+
+    bad = tmp_path / "downloaded"
+    shutil.copytree(folder, bad)
+    shutil.rmtree(bad / "artifacts" / "predictor")
+    marker = tmp_path / "ran"
+    payload = f"cos\nsystem\n(S'touch {marker}'\ntR."  # pickle protocol 0: os.system(...)
+    (bad / "artifacts" / "predictor").write_bytes(payload.encode())  # as older models named it
+    shutil.move(bad / "artifacts" / "predictor", bad / "artifacts" / "predictor.pkl")
+    text = (bad / "MLmodel").read_text().replace("path: artifacts/predictor\n", "path: artifacts/predictor.pkl\n")
+    (bad / "MLmodel").write_text(text)
+    assert cli(logged, post, model=str(bad)) == 2
+    assert "which runs code when loaded; load it only if you trust where it came from: add --trust-pickle" in \
+        capsys.readouterr().err
+    assert not marker.exists()
+    # the same folder as written: loads from anywhere, no trust needed
+    assert cli(logged, post, model=str(folder)) == 0 and capsys.readouterr().out == expected
+
+
+def test_a_fresh_process_imports_neither_mlflow_nor_scikit_learn(logged, tmp_path):
+    store, run_id, cfg = logged
+    post = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    code = ("import sys; from likepred.serving.predict import main; rc = main(['--model', 'runs:/%s/model', "
+            "'--tracking-uri', '%s', '%s']); print(sorted(m for m in ('mlflow', 'sklearn', 'keras', 'jax') "
+            "if m in sys.modules), rc)" % (run_id, cfg.tracking.uri, post))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.stdout.splitlines()[-1] == "[] 0", proc.stderr[-2000:]

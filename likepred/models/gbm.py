@@ -14,6 +14,7 @@ LOSSES = {"mape": "absolute_error", "mae": "absolute_error", "mse": "squared_err
 
 
 class GBM(Estimator):
+    weights = ("model",)  # the trees travel as arrays (forest.npz) beside the pipeline
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -48,6 +49,21 @@ class GBM(Estimator):
     def predict(self, data):
         return self.model.predict(data.inputs["meta"])
 
+    def save(self, folder):
+        from likepred.models.forest import Forest
+
+        model = self.model if isinstance(self.model, Forest) else Forest.from_sklearn(self.model)
+        model.save(folder / "forest.npz")
+
+    def load(self, folder, backend=None):
+        """The trees as arrays, predicted with NumPy (no scikit-learn, no pickle); a model packaged
+        before forest.npz existed kept its estimator in the pipeline's pickle."""
+        from likepred.models.forest import Forest
+
+        if (folder / "forest.npz").is_file():
+            self.model = Forest.load(folder / "forest.npz")
+        elif getattr(self, "model", None) is None:
+            raise ConfigError(f"{folder}: forest.npz is missing (the gbm's trees)")
 
 
 @register("gbm", schema=GBMConfig)

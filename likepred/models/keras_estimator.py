@@ -50,7 +50,7 @@ def start_at_median(model, y):
 
 
 class KerasEstimator(Estimator):
-    weights = ("model",)  # the net travels as a .keras file beside the pickle
+    weights = ("model",)  # the net travels as a .keras file (and NumPy weights) beside the pipeline
 
     def __init__(self, builder, cfg):
         self.builder, self.cfg = builder, cfg
@@ -85,6 +85,10 @@ class KerasEstimator(Estimator):
         return history.history
 
     def predict(self, data):
+        from likepred.models.numpy_net import NumpyNet
+
+        if isinstance(self.model, NumpyNet):  # a served dense net: no Keras import (see load)
+            return np.asarray(self.model.predict(data.inputs)).reshape(-1)
         from likepred.images.dataset import has_images, image_batches
 
         if has_images(data.inputs):
@@ -94,12 +98,28 @@ class KerasEstimator(Estimator):
         return np.asarray(self.model.predict(x, verbose=0, **kw)).reshape(-1)
 
     def save(self, folder):
+        """The net as a .keras file and, when it is all dense layers, as weights NumPy runs
+        (likepred.models.numpy_net: no Keras import to serve it)."""
+        import logging
+
+        from likepred.models.numpy_net import NotDense, NumpyNet
+
         self.model.save(str(folder / "model.keras"))
+        try:
+            NumpyNet.from_keras(self.model).save(folder)
+        except NotDense as e:
+            logging.getLogger(__name__).debug("packaged net served by Keras: %s", e)
 
     def load(self, folder, backend=None):
-        """The net, with the training backend when Keras is not imported yet (Keras reads it once)."""
+        """The net: its NumPy form when there is one, else the .keras file (in Keras's safe mode,
+        which refuses code in the file), with the training backend when Keras is not imported yet."""
         import sys
 
+        from likepred.models.numpy_net import NumpyNet
+
+        if (folder / "net.json").is_file():
+            self.model = NumpyNet.load(folder)
+            return
         if "keras" not in sys.modules and backend:
             from likepred.backend import use_backend
             from likepred.errors import MissingDependencyError
@@ -114,7 +134,7 @@ class KerasEstimator(Estimator):
                     "the default backend", backend)
         import keras
 
-        self.model = keras.saving.load_model(str(folder / "model.keras"), compile=False)
+        self.model = keras.saving.load_model(str(folder / "model.keras"), compile=False, safe_mode=True)
 
     def requirements(self, backend=None):
         return ["keras", *([backend] if backend else [])]

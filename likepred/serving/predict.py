@@ -8,68 +8,139 @@ A post (profiles-format names): the user's `alias` (known to the model) or its
 profile numbers (`numberFollowers`, `numberFollowing`, `numberPosts`), the
 planned `date` (ISO 8601), `caption` (or `description`), `tags`, `mentions`,
 optionally an `image` path. A .json file holds one post or a list; a .jsonl
-file one post a line.
+file one post a line (UTF-8).
+
+A model is code as much as data: load only models you trust. likepred writes a
+model's parts as data (arrays, weights, JSON) that loading does not execute; a
+part written as a pickle (models logged before this format, or a pipeline part
+the data format does not cover: training warns) runs code when loaded, so it is
+read only from your own local store (runs:/, models:/) or with --trust-pickle.
+MLflow's own wrapper in the model folder (python_model.pkl) is a pickle too:
+this command never reads it; mlflow.pyfunc.load_model does.
+
+Exit status: 0 all posts predicted, 1 some posts skipped (--on-error skip),
+2 an error (one line saying what and where).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
-from likepred.errors import ConfigError, DataError, LikepredError
-
+from likepred.errors import DataError, LikepredError
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="python -m likepred.predict", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("posts", help="a .json file (one post or a list) or a .jsonl file (one post a line)")
-    ap.add_argument("--model", required=True, help="runs:/RUN_ID/model, models:/NAME/VERSION or a model folder")
+    ap.add_argument("--model", required=True, help="runs:/RUN_ID/model, models:/NAME/VERSION or a model folder "
+                    "(a model is code: load only trusted ones)")
     ap.add_argument("-o", "--output", help="write a CSV (one row per post) instead of printing")
     ap.add_argument("--explain", action="store_true", help="show the features that moved each prediction most")
     ap.add_argument("--top", type=int, default=5, help="features shown by --explain (default 5)")
-    ap.add_argument("--tracking-uri", help="MLflow store of runs:/ and models:/ URIs "
+    ap.add_argument("--on-error", choices=("error", "skip"), default="error",
+                    help="a bad post: stop (error, default) or leave it out, list it on stderr, predict the "
+                         "others and exit 1 (skip)")
+    ap.add_argument("--trust-pickle", action="store_true",
+                    help="load a model whose pipeline is a pickle from a folder or a remote store (a pickle "
+                         "runs code when loaded: only for models you trust)")
+    ap.add_argument("--tracking-uri", help="MLflow store of runs:/ and models:/ URIs, which must exist "
                     "(default: $MLFLOW_TRACKING_URI, else the one in conf/tracking/local.yaml)")
     return ap.parse_args(argv)
 
 
-def read_posts(path) -> list:
+def _decode(raw: bytes, where, one_line: bool = False) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, col = raw.count(b"\n", 0, e.start) + 1, e.start - raw.rfind(b"\n", 0, e.start)
+        at = f"column {col}" if one_line else f"line {line}, column {col}"
+        raise DataError(f"not UTF-8 text (byte 0x{raw[e.start]:02x} at {at}); save the file as UTF-8 "
+                        "(Latin-1?)", where) from None
+
+
+def _json(text: str, where, one_line: bool = False):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        at = f"column {e.colno}" if one_line else f"line {e.lineno}, column {e.colno}"
+        raise DataError(f"not valid JSON ({e.msg} at {at})", where) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply", where) from None
+
+
+def read_posts(path, skip: bool = False) -> tuple[list, list | None, list]:
+    """The file's posts, their labels ("line N" for .jsonl, else None) and, with skip, the
+    [(label, DataError)] of lines that are not JSON (without skip the first one raises)."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError("is a folder, not a .json or .jsonl file", p.name)
     if not p.is_file():
         raise DataError(f"file not found: {p}", field="posts")
-    text = p.read_text(encoding="utf-8")
     try:
-        if p.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        posts = json.loads(text)
-    except json.JSONDecodeError as e:
-        line = e.lineno if p.suffix != ".jsonl" else "?"
-        raise DataError(f"not valid JSON ({e.msg} at line {line})", p.name) from None
-    return posts if isinstance(posts, list) else [posts]
+        raw = p.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read it ({e.strerror})", p.name) from None
+    if p.suffix != ".jsonl":
+        text = _decode(raw, p.name)
+        if raw[:3] == b"\xef\xbb\xbf":
+            text = text[1:]
+        posts = _json(text, p.name)
+        return (posts if isinstance(posts, list) else [posts]), None, []
+    records, labels, bad = [], [], []
+    for n, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            where = f"{p.name}, line {n}"
+            records.append(_json(_decode(line, where, one_line=True), where, one_line=True))
+            labels.append(f"line {n}")
+        except DataError as e:
+            if not skip:
+                raise
+            bad.append((f"line {n}", e))
+    return records, labels, bad
+
+
+def check_output(path) -> None:
+    """Refuse an output the CSV cannot be written to, before any work."""
+    p = Path(path)
+    if p.is_dir():
+        raise DataError("is a folder: give a file name", str(p), field="-o")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise DataError(f"the folder {parent} does not exist", str(p), field="-o")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{p.name}.", suffix=".tmp"):
+            pass
+        if p.exists() and not os.access(p, os.W_OK):
+            raise PermissionError
+    except OSError as e:
+        raise DataError(f"cannot write there ({e.strerror or 'permission denied'})", str(p), field="-o") from None
 
 
 def default_tracking_uri() -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
     from likepred.config.schema import DEFAULT_URI
 
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    return DEFAULT_URI
 
 
-def load_model(uri: str, tracking_uri: str | None):
-    import mlflow
+def load_model(uri: str, tracking_uri: str | None = None, trust_pickle: bool = False):
+    """The Predictor of `--model URI` (a run's, a registered version's, or a folder's)."""
+    from likepred.serving.locate import model_artifacts, model_folder
+    from likepred.serving.predictor import read_model_files
 
-    mlflow.set_tracking_uri(tracking_uri or default_tracking_uri())
-    try:
-        model = mlflow.pyfunc.load_model(uri)
-    except Exception as e:  # MlflowException, OSError: a wrong URI, store or folder
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"--model {uri}: cannot load it ({first})") from None
-    inner = model.unwrap_python_model()
-    if not hasattr(inner, "predictor"):
-        raise ConfigError(f"--model {uri}: not a likepred model (logged by python -m likepred)")
-    return inner.predictor
+    folder, from_store = model_folder(uri, tracking_uri or default_tracking_uri())
+    # a pickle from the user's own local store is their own training run's
+    return read_model_files(model_artifacts(folder, uri), trust_pickle or from_store, f"--model {uri}")
 
 
 def interval_text(row, level) -> str:
@@ -118,39 +189,65 @@ def _fields():
     return ["date", *PLANNED_POST_FIELDS]
 
 
-def predict_file(predictor, path, output=None, explain=False, top=5) -> None:
-    """The command after loading the model: read, validate, predict, print or write."""
-    records = read_posts(path)
-    if not records:
-        raise DataError("no posts in the file", Path(path).name)
-    posts, known = predictor.posts(records, Path(path).name)
+def predict_file(predictor, path, output=None, explain=False, top=5, on_error="error", parsed=None) -> int:
+    """The command after loading the model: read, validate, predict, print or write; returns the
+    exit status (1: some posts skipped)."""
+    name = Path(path).name
+    skip = on_error == "skip"
+    records, labels, unreadable = parsed or read_posts(path, skip)
+    if not records and not unreadable:
+        raise DataError("no posts in the file", name)
+    posts, known, invalid = predictor.check(records, name, labels, skip=skip)
+    kept = [i for i in range(len(records)) if i not in {j for j, _ in invalid}]
+    bad = sorted(unreadable + [(labels[i] if labels else f"post {i}", e) for i, e in invalid],
+                 key=lambda b: int(b[0].split()[-1]))
+    for _, e in bad:
+        print(f"likepred.predict: skipped {e}", file=sys.stderr)
+    if not len(posts):
+        raise DataError(f"no valid posts ({len(bad)} skipped)", name)
+    far = predictor.far_dates(posts)
+    for line in notes(records, posts, known) + ([far] if far else []):
+        print(line, file=sys.stderr)
     out = predictor.predict(posts, known)
     explained = predictor.explain(posts, top) if explain else None
-    for line in notes(records, posts, known):
-        print(line, file=sys.stderr)
+    where = [labels[i] for i in kept] if labels else [f"post {i}" for i in kept]
     if output:
         table = posts[["alias", "date"]].copy().join(out)
+        if labels:  # .jsonl: the input line of each row (skipped lines leave gaps)
+            table.insert(0, "line", [int(w.split()[-1]) for w in where])
         if explained:
             table["explain"] = [explanation_cell(e) for e in explained]
-        table.to_csv(output, index=False)
+        from likepred.files import write_atomic
+
+        buf = io.StringIO()
+        table.to_csv(buf, index=False)
+        write_atomic(output, buf.getvalue(), fsync=False)
         print(f"wrote {len(table)} predictions to {output}")
-        return
-    for i, row in enumerate(out.itertuples()):
-        head = "" if len(out) == 1 else f"post {i} ({posts['alias'][i] or 'new user'}, {posts['date'][i]:%Y-%m-%d}): "
-        print(head + interval_text(row, predictor.level))
-        if explained:
-            print("\n".join(explanation_lines(explained[i])))
+    else:
+        for i, row in enumerate(out.itertuples()):
+            head = "" if len(records) == 1 else \
+                f"{where[i]} ({posts['alias'][i] or 'new user'}, {posts['date'][i]:%Y-%m-%d}): "
+            print(head + interval_text(row, predictor.level))
+            if explained:
+                print("\n".join(explanation_lines(explained[i])))
+    if bad:
+        print(f"likepred.predict: skipped {len(bad)} of {len(records) + len(unreadable)} posts ({', '.join(b[0] for b in bad[:10])}"
+              f"{', ...' if len(bad) > 10 else ''}); predicted the other {len(posts)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per model load is noise here
     try:
-        predict_file(load_model(args.model, args.tracking_uri), args.posts, args.output, args.explain, args.top)
+        if args.output:
+            check_output(args.output)
+        parsed = read_posts(args.posts, args.on_error == "skip")  # a bad file fails before the model loads
+        predictor = load_model(args.model, args.tracking_uri, args.trust_pickle)
+        return predict_file(predictor, args.posts, args.output, args.explain, args.top, args.on_error, parsed)
     except LikepredError as e:
         print(f"likepred.predict: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

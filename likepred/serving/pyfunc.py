@@ -1,219 +1,44 @@
 """The packaged model: the fitted feature pipeline and the model as one MLflow pyfunc.
 
-Every run logs it under `model` (`runs:/RUN_ID/model`); `mlflow.pyfunc.load_model`
-is all it takes to use (likepred must be importable: the pipeline is pickled
-from its classes). Input: one row per planned post, with the profiles
-format's field names (`likepred.data.schema.planned_post`). Output: likes, an
-interval from the validation residuals, and whether the user was known.
+Every run logs it as an MLflow logged model named `model` (`runs:/RUN_ID/model`, listed on the
+experiment's Models page); `mlflow.pyfunc.load_model` is all it takes to use (likepred must be
+importable). Input: one row per planned post, with the profiles format's field names
+(`likepred.data.schema.planned_post`). Output: likes, an interval from the validation
+residuals, and whether the user was known.
 
-mlflow is imported at the top: this module is only imported to save or load a model.
+The parts likepred writes are data (likepred.serving.predictor); MLflow's own wrapper,
+`python_model.pkl`, is a pickle that `mlflow.pyfunc.load_model` unpickles: the likepred
+predict command reads the parts directly and never loads it.
+
+mlflow is imported at the top: this module is only imported to save or load through MLflow.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import math
-import pickle
-import re
-import tempfile
 import warnings
-from datetime import datetime
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import mlflow.pyfunc
-import numpy as np
 import pandas as pd
 
-from likepred.data.schema import PLANNED_POST_FIELDS, POST_COLUMNS, PROFILE_NUMBERS, planned_post
-from likepred.errors import DataError
 from likepred.pipeline import ModelData
+from likepred.serving.predictor import (  # noqa: F401 (older pickles name likepred.serving.pyfunc.Predictor)
+    INPUTS, LEVEL, Predictor, feature_groups, frame_records, read_model_files, shown_value, threadpools,
+    write_model_files,
+)
 
-log = logging.getLogger(__name__)
-
-LEVEL = 0.8  # the interval's coverage of validation rows
-SMALL_BATCH = 256  # rows below which prediction runs on one thread
-PROFILE = list(PROFILE_NUMBERS.values())
-INPUTS = ["date", *PLANNED_POST_FIELDS]
 OUTPUTS = {"likes": "double", "likes_low": "double", "likes_high": "double", "known_user": "boolean"}
-ONE_HOT = ("weekday_", "script_")  # explained as one feature each
-
-
-class Predictor:
-    """Planned posts -> likes, with everything fitted in the training process."""
-
-    def __init__(self, estimator, pipeline, train: ModelData, val: ModelData, cfg):
-        self.estimator, self.pipeline = estimator, pipeline
-        self.backend = cfg.get("backend")
-        self.info = {k: cfg[k].name for k in ("model", "features", "target")}
-        self.users = train.posts.drop_duplicates("alias", keep="last").set_index("alias")[PROFILE]
-        # what --explain occludes with; blocks of image paths are not explained
-        self.means = {b: x.mean(axis=0) for b, x in train.inputs.items() if x.dtype != object}
-        self.level = LEVEL
-        if len(val) == 0:
-            log.warning("packaged model: no validation rows; its interval comes from train rows (too narrow)")
-        self.intervals = self._intervals(val if len(val) else train)
-
-    def _intervals(self, data: ModelData) -> dict:
-        """Quantiles of likes / predicted on held-out rows: as they are (known users)
-        and with every user treated as unknown (cold start, wider)."""
-        likes = data.posts["likes"].to_numpy(dtype=float)
-        known = data.posts["alias"].isin(self.users.index).to_numpy()
-        q = [(1 - self.level) / 2, (1 + self.level) / 2]
-
-        def ratio_quantiles(pred, mask):
-            ok = mask & np.isfinite(pred) & (pred > 0)
-            return [float(v) for v in np.quantile(likes[ok] / pred[ok], q)] if ok.sum() >= 5 else None
-
-        cold = ratio_quantiles(self.predict_likes(data.posts.assign(alias="")), np.ones(len(likes), bool))
-        return {"known": ratio_quantiles(self.predict_likes(data.posts), known) or cold, "cold": cold}
-
-    def posts(self, records: list, file=None) -> tuple[pd.DataFrame, np.ndarray]:
-        """Validated posts table (errors name the file, post and field) and which users are known."""
-        rows, known = [], []
-        for i, rec in enumerate(records):
-            index = i if len(records) > 1 else None
-            row = planned_post(rec, file, index)
-            known.append(self._user(row, file, index))
-            rows.append(row)
-        posts = pd.DataFrame(rows, columns=POST_COLUMNS + PROFILE)
-        posts["date"] = pd.to_datetime(posts["date"], utc=True)
-        posts["likes"] = posts["likes"].astype(float)
-        posts[PROFILE] = posts[PROFILE].astype("int64")
-        return posts, np.array(known, dtype=bool)
-
-    def _user(self, row: dict, file, index) -> bool:
-        """Fill the user's profile numbers from training where not given; True for a known user."""
-        alias = row["alias"]
-        known = alias is not None and alias in self.users.index
-        missing = [name for name, col in PROFILE_NUMBERS.items() if row[col] is None]
-        if known:
-            for name in missing:
-                row[PROFILE_NUMBERS[name]] = int(self.users.at[alias, PROFILE_NUMBERS[name]])
-        elif missing:
-            what = (f"user {alias!r} is not known to the model: give these profile numbers for a cold-start "
-                    "prediction" if alias else "no `alias`: give the alias of a user the model knows, or these "
-                    "profile numbers for a cold-start prediction")
-            raise DataError(what, file, index, ", ".join(missing))
-        row["alias"] = alias or ""  # "" is nobody: cold-start statistics
-        return known
-
-    def predict_likes(self, posts: pd.DataFrame) -> np.ndarray:
-        return self._predict(ModelData(self.pipeline.features.transform(posts),
-                                       np.full(len(posts), np.nan, np.float32), posts))
-
-    def _predict(self, data: ModelData) -> np.ndarray:
-        # A few rows: OpenMP's thread start-up costs more than it saves (gbm: 5x on a busy machine).
-        small = len(data) < SMALL_BATCH
-        with threadpools().limit(limits=1, user_api="openmp") if small else contextlib.nullcontext():
-            return self.pipeline.predict_likes(self.estimator, data)
-
-    def predict(self, posts: pd.DataFrame, known: np.ndarray) -> pd.DataFrame:
-        likes = self.predict_likes(posts)
-        low, high = np.full(len(likes), np.nan), np.full(len(likes), np.nan)
-        for flag, key in ((True, "known"), (False, "cold")):
-            m = (known == flag) & (likes > 0)
-            if self.intervals[key] and m.any():
-                low[m], high[m] = likes[m] * self.intervals[key][0], likes[m] * self.intervals[key][1]
-        return pd.DataFrame({"likes": likes, "likes_low": low, "likes_high": high, "known_user": known})
-
-    def explain(self, posts: pd.DataFrame, top: int = 5) -> list[dict]:
-        """Per post, the features that move its prediction most: the change in likes
-        when a feature is set to its training mean (occlusion), largest first."""
-        inputs = self.pipeline.features.transform(posts)
-        groups = [g for g in feature_groups(self.pipeline.names) if set(g[1]) <= set(self.means)]
-        reps = len(groups) + 2  # row 0: as is; 1..g: one feature at its mean; last: all at their means
-        batch = {b: np.repeat(x, reps, axis=0) for b, x in inputs.items()}
-        for k, (_, cols) in enumerate(groups, start=1):
-            for b, idx in cols.items():
-                batch[b][k::reps, idx] = self.means[b][idx]
-        for b, mean in self.means.items():
-            batch[b][reps - 1::reps] = mean
-        rep = posts.loc[posts.index.repeat(reps)].reset_index(drop=True)
-        pred = self._predict(ModelData(batch, np.full(len(rep), np.nan, np.float32), rep)).reshape(len(posts), reps)
-        base = getattr(self.pipeline.target, "base", None)
-        bases = base(posts) if base else None
-        out = []
-        for i in range(len(posts)):
-            delta = pred[i, 0] - pred[i, 1:-1]
-            order = np.argsort(-np.abs(delta), kind="stable")[:top]
-            out.append({
-                "likes": float(pred[i, 0]), "at_means": float(pred[i, -1]),
-                "contributions": [(groups[k][0], shown_value(inputs, i, groups[k][1], self.pipeline.names),
-                                   float(delta[k])) for k in order],
-                "target_base": None if bases is None else (getattr(self.pipeline.target, "base_stat", "mean"),
-                                                           float(bases[i])),
-            })
-        return out
-
-
-@functools.cache
-def threadpools():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()  # scans the loaded libraries once (ms), not per prediction
-
-
-def feature_groups(names: dict) -> list:
-    """(label, {block: column indices}) per explained feature: one per column, except
-    one-hot sets and numbered columns (embeddings: name_0, name_1, ...) and whole
-    non-`meta` blocks (images), which are one each."""
-    groups: dict = {}
-    for block, cols in names.items():
-        for j, name in enumerate(cols):
-            if block != "meta":
-                label = block
-            else:
-                label = next((p.rstrip("_") for p in ONE_HOT if name.startswith(p)), re.sub(r"_\d+$", "", name))
-            groups.setdefault(label, {}).setdefault(block, []).append(j)
-    return list(groups.items())
-
-
-def shown_value(inputs: dict, i: int, cols: dict, names: dict):
-    """A feature's value for display: the number, the active member of a one-hot set, or None."""
-    if len(cols) != 1:
-        return None
-    (block, idx), = cols.items()
-    if len(idx) == 1:
-        return float(inputs[block][i, idx[0]])
-    hot = [names[block][j] for j in idx if inputs[block][i, j] == 1]
-    for p in ONE_HOT:
-        if len(hot) == 1 and hot[0].startswith(p):
-            return hot[0][len(p):]
-    return None
-
-
-def frame_records(frame: pd.DataFrame) -> list[dict]:
-    """DataFrame rows back to post dicts: empty cells dropped, numpy values as Python
-    ones (a count column with a gap holds floats), timestamps as ISO strings."""
-    out = []
-    for rec in frame.to_dict("records"):
-        clean = {}
-        for k, v in rec.items():
-            if isinstance(v, np.ndarray):
-                v = v.tolist()
-            elif isinstance(v, np.generic):
-                v = v.item()
-            if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
-                continue
-            if isinstance(v, datetime):
-                v = v.isoformat()
-            if k in PROFILE_NUMBERS and isinstance(v, float) and v.is_integer():
-                v = int(v)
-            clean[k] = v
-        out.append(clean)
-    return out
 
 
 class LikesModel(mlflow.pyfunc.PythonModel):
     """The pyfunc face of a `Predictor`: posts DataFrame in, likes DataFrame out."""
 
     def load_context(self, context):
-        with open(context.artifacts["predictor"], "rb") as f:
-            self.predictor = pickle.load(f)
-        self.predictor.estimator.load(Path(context.artifacts["estimator"]), self.predictor.backend)
+        # Whoever calls mlflow.pyfunc.load_model has already unpickled MLflow's wrapper: trusted.
+        self.predictor = read_model_files(context.artifacts, trust_pickle=True)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         posts, known = self.predictor.posts(frame_records(pd.DataFrame(model_input)))
@@ -242,29 +67,39 @@ def requirements(estimator, backend) -> list[str]:
     return out
 
 
+def package(folder, estimator, pipeline, train: ModelData, val: ModelData, cfg) -> tuple[Predictor, dict]:
+    """Write the model's parts under `folder`; return its Predictor and the keyword arguments
+    of `mlflow.pyfunc.save_model` / `log_model` (python_model, artifacts, signature, ...)."""
+    predictor = Predictor(estimator, pipeline, train, val, cfg)
+    artifacts = write_model_files(folder, predictor)
+    return predictor, {
+        "python_model": LikesModel(), "artifacts": artifacts, "signature": signature(),
+        "pip_requirements": requirements(estimator, predictor.backend),
+        "metadata": {"likepred": predictor.info | {"interval_level": LEVEL}},
+    }
+
+
+@contextmanager
+def quiet_mlflow():
+    """MLflow warns about CloudPickle and a missing input example on every save: neither is
+    actionable here (the signature is explicit; the pickle is MLflow's own wrapper)."""
+    quiet = logging.getLogger("mlflow.pyfunc")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*input example.*")
+            yield
+    finally:
+        quiet.setLevel(level)
+
+
 def save_pyfunc(path, estimator, pipeline, train: ModelData, val: ModelData, cfg) -> Predictor:
     """Write the packaged model (an MLflow model folder) to `path`; return its Predictor."""
-    predictor = Predictor(estimator, pipeline, train, val, cfg)
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
-        artifacts = {"predictor": str(Path(tmp) / "predictor.pkl")}
-        with open(artifacts["predictor"], "wb") as f:
-            pickle.dump(predictor, f)
-        artifacts["estimator"] = str(Path(tmp) / "estimator")  # weights in the estimator's own format
-        Path(artifacts["estimator"]).mkdir()
-        estimator.save(Path(artifacts["estimator"]))
-        # MLflow warns about CloudPickle and a missing input example on every save: neither
-        # is actionable here (likepred's own classes are pickled; the signature is explicit).
-        quiet = logging.getLogger("mlflow.pyfunc")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*input example.*")
-                mlflow.pyfunc.save_model(
-                    str(path), python_model=LikesModel(), artifacts=artifacts, signature=signature(),
-                    pip_requirements=requirements(estimator, predictor.backend),
-                    metadata={"likepred": predictor.info | {"interval_level": LEVEL}},
-                )
-        finally:
-            quiet.setLevel(level)
+        predictor, kwargs = package(Path(tmp), estimator, pipeline, train, val, cfg)
+        with quiet_mlflow():
+            mlflow.pyfunc.save_model(str(path), **kwargs)
     return predictor

@@ -67,15 +67,16 @@ class Run:
             if write_files(Path(tmp)):
                 mlflow.log_artifacts(tmp, path)
 
-    def log_model(self, folder, register: str | None = None, tags: dict | None = None):
-        """Log a packaged model folder under `model` (and register it as a version of `register`)."""
+    def log_model(self, pyfunc_kwargs: dict, register: str | None = None, tags: dict | None = None):
+        """Log a packaged model (the keyword arguments of `mlflow.pyfunc.log_model`) as the run's
+        logged model `model` (MLflow 3: it shows on the experiment's Models page, `runs:/RUN_ID/model`
+        finds it), and register it as a version of `register` (in a sweep every job registers a
+        version, tagged with its score)."""
         if not self.run_id:
             return
-        import mlflow
+        import mlflow.pyfunc
 
-        mlflow.log_artifacts(str(folder), "model")
-        if register:  # in a sweep every job registers a version, tagged with its score
-            mlflow.register_model(f"runs:/{self.run_id}/model", register, tags=tags)
+        mlflow.pyfunc.log_model(name="model", registered_model_name=register, tags=tags, **pyfunc_kwargs)
 
 
 @contextmanager
