@@ -35,6 +35,7 @@ def member_config(cfg, name: str):
         raise ConfigError(f"model.members: {name!r} is not a model an ensemble can hold; known: {known}")
     yaml = resources.files("likepred.conf").joinpath("model", f"{name}.yaml")
     values = OmegaConf.to_container(OmegaConf.create(yaml.read_text(encoding="utf-8")), resolve=True)
+    values.pop("defaults", None)  # a member's feature defaults do not apply: the run's features are checked
     extra = (cfg.model.get("overrides") or {}).get(name) or {}
     values.update(OmegaConf.to_container(OmegaConf.create(extra), resolve=True))
     node = typed(values, MODELS.schema(name) or ModelConfig, f"model.overrides.{name}.")
