@@ -159,30 +159,27 @@ def test_path_is_required(make_cfg):
 
 
 @pytest.mark.slow
-def test_image_model_trains_and_predicts_on_the_pictures(il_cfg, downloads, tmp_path):
+def test_image_model_trains_and_predicts_on_the_pictures(il_cfg, downloads, tmp_path, capsys):
     """Approach 2 (cnn_meta on metadata + pixels) end to end on the downloaded pictures, then the
     predict command on one planned post with its own picture."""
-    import subprocess
-    import sys
-
-    from likepred.train import train
-
-    db = tmp_path / "mlruns"
-    cfg = il_cfg(downloads, "data.drop_multi_image=false", "features=metadata_image", "model=cnn_meta",
-                 "images.size=32", "images.workers=1", "tracking.enabled=true",
-                 f"tracking.uri=sqlite:///{db}/mlflow.db", f"tracking.artifact_root={db}/artifacts")
-    m = train(cfg)
-    assert np.isfinite(m["test_mape"])
     import mlflow
 
-    mlflow.set_tracking_uri(cfg.tracking.uri)
-    run = mlflow.search_runs(experiment_names=[cfg.tracking.experiment]).iloc[0]
+    from likepred.serving.predict import main as predict_main
+    from likepred.train import train
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = il_cfg(downloads, "data.drop_multi_image=false", "features=metadata_image", "model=cnn_meta",
+                 "images.size=32", "images.workers=1", "model.conv=[4,8]", "model.dense=[16]",
+                 "tracking.enabled=true", f"tracking.uri={uri}",
+                 f"tracking.artifact_root={tmp_path}/artifacts", "trainer.epochs=1")
+    m = train(cfg)
+    assert np.isfinite(m["test_mape"])
+    mlflow.set_tracking_uri(uri)
+    run_id = mlflow.search_runs(experiment_names=[cfg.tracking.experiment]).iloc[0]["run_id"]
     picture = sorted((downloads / "alice").glob("*_UTC.jpg"))[0]
     post = tmp_path / "post.json"
     post.write_text(json.dumps({"alias": "alice", "date": "2023-06-01T18:00:00", "caption": "#beach",
                                 "tags": ["beach"], "image": str(picture)}))
-    out = subprocess.run([sys.executable, "-m", "likepred.predict", "--model", f"runs:/{run.run_id}/model",
-                          str(post)], capture_output=True, text=True, env={**__import__("os").environ,
-                                                                           "MLFLOW_TRACKING_URI": cfg.tracking.uri})
-    assert out.returncode == 0, out.stderr
-    assert "likes" in out.stdout
+    capsys.readouterr()
+    assert predict_main(["--model", f"runs:/{run_id}/model", "--tracking-uri", uri, str(post)]) == 0
+    assert "likes" in capsys.readouterr().out
