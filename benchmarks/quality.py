@@ -52,7 +52,7 @@ def peer_features(posts):
     d = posts["date"]
     return np.column_stack([
         np.log1p(posts["followers"].to_numpy(float)), np.log1p(posts["following"].to_numpy(float)),
-        np.log1p(posts["posts_count"].to_numpy(float)), d.dt.weekday.to_numpy(float), d.dt.hour.to_numpy(float),
+        np.log1p(posts["posts_count"].to_numpy(float)), d.dt.day_of_week.to_numpy(float), d.dt.hour.to_numpy(float),
         posts["tags"].map(len).to_numpy(float), posts["mentions"].map(len).to_numpy(float),
         posts["caption"].map(len).to_numpy(float),
     ])
