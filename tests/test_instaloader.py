@@ -120,7 +120,10 @@ def test_reads_posts_profiles_and_pictures(il_cfg, downloads):
 
 
 def test_one_profile_folder_and_the_study_filters(il_cfg, downloads):
-    cfg = il_cfg(downloads / "bob")
+    from likepred.config import check
+
+    cfg = il_cfg(downloads / "bob", "features=metadata_image", "model=cnn_meta")
+    check(cfg)  # the image model's config passes: the pictures' folder is data.path
     data = load_dataset(cfg.data)
     assert set(data.posts["alias"]) == {"bob"} and not data.posts["multiple_image"].any()  # dropped by default
     assert data.image_dir == str(downloads / "bob")
