@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import os
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -116,19 +117,22 @@ def test_reads_posts_profiles_and_pictures(il_cfg, downloads):
     assert len(side) == 6 and side["tags"].map(lambda t: t == ["city", "night"]).all()
     assert side["image"].map(lambda f: [p.rsplit("_", 1)[1] for p in f] == ["1.jpg", "2.jpg"]).all()
     assert b["is_video"].sum() > 0 and b[b["is_video"]]["image"].map(lambda f: f[0].endswith("_UTC.jpg")).all()
-    assert posts["image"].map(lambda f: all(__import__("os").path.isfile(p) for p in f)).all()
+    assert posts["image"].map(lambda f: all(os.path.isfile(p) for p in f)).all()
 
 
-def test_one_profile_folder_and_the_study_filters(il_cfg, downloads):
+def test_relative_path_pictures_and_the_study_filters(il_cfg, downloads, monkeypatch):
     from likepred.config import check
+    from likepred.features import FeatureContext, build_features
 
-    cfg = il_cfg(downloads / "bob", "features=metadata_image", "model=cnn_meta")
+    monkeypatch.chdir(downloads.parent)
+    cfg = il_cfg("downloads", "features=metadata_image", "model=cnn_meta")  # a relative data.path
     check(cfg)  # the image model's config passes: the pictures' folder is data.path
     data = load_dataset(cfg.data)
-    assert set(data.posts["alias"]) == {"bob"} and not data.posts["multiple_image"].any()  # dropped by default
-    assert data.image_dir == str(downloads / "bob")
-    keep = load_dataset(il_cfg(downloads / "bob", "data.drop_multi_image=false").data)
-    assert keep.posts["multiple_image"].sum() == 6
+    assert data.image_dir == "downloads" and not data.posts["multiple_image"].any()  # dropped by default
+    paths = build_features(cfg.features, FeatureContext.of(data)).fit_transform(data.posts)["image"]
+    assert len(paths) == len(data.posts) and all(os.path.isfile(p) for p in paths)  # the downloaded pictures
+    bob = load_dataset(il_cfg(downloads / "bob", "data.drop_multi_image=false").data)  # one profile's folder
+    assert set(bob.posts["alias"]) == {"bob"} and bob.posts["multiple_image"].sum() == 6
 
 
 def test_bad_folders_say_which_file(il_cfg, downloads, tmp_path):

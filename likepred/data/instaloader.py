@@ -108,7 +108,7 @@ def _profile(il, profile, file: Path, posts: list) -> dict:
 
 def profile_folders(path) -> list[Path]:
     """`path` itself when it holds post metadata, else its sub-folders that do."""
-    root = Path(path)
+    root = Path(path).absolute()  # image paths are kept absolute: the image extractors use them as they are
     if not root.is_dir():
         raise DataError(f"Instaloader folder not found: {root} (set data.path)", field="data.path")
     has_posts = lambda d: any(d.glob("*_UTC.json.xz")) or any(d.glob("*_UTC.json"))  # noqa: E731
