@@ -74,8 +74,24 @@ class Positivity(Likes):
         return np.asarray(y, dtype=float) * self.base(posts)
 
 
+class LikesPerFollower(Likes):
+    """likes / the user's followers: needs no like history, so it suits cold start (a new user's
+    scale comes from its follower count, which the post table carries)."""
+
+    @staticmethod
+    def followers(posts):
+        return np.maximum(posts["followers"].to_numpy(dtype=float), 1.0)
+
+    def transform(self, posts):
+        return (posts["likes"].to_numpy(dtype=float) / self.followers(posts)).astype(np.float32)
+
+    def inverse(self, y, posts):
+        return np.asarray(y, dtype=float) * self.followers(posts)
+
+
 TARGETS = Registry("target.name")
-for _name, _cls in {"likes": Likes, "log_likes": LogLikes, "positivity": Positivity}.items():
+for _name, _cls in {"likes": Likes, "log_likes": LogLikes, "positivity": Positivity,
+                    "likes_per_follower": LikesPerFollower}.items():
     TARGETS.add(_name, _cls)
 
 

@@ -23,6 +23,17 @@ def test_top_hashtags_ranking_reads(real_data_dir):
     assert len(tags) == 10000 and tags[0] == "love"
 
 
+def test_hashtag_score_matches_real_tags(make_cfg, real_data_dir):
+    """The scraped tags keep their '#': they must still find the top-10k list (issue 14)."""
+    from likepred.features.metadata import HashtagScore
+
+    data = load_dataset(make_cfg("data=profiles", f"data.path={real_data_dir}", tiny=False).data)
+    assert data.posts["tags"].map(lambda ts: any(t.startswith("#") for t in ts)).any()
+    score = HashtagScore(str(real_data_dir.parent / "top-hashtags.txt")).fit(data.posts).transform(data.posts)
+    tagged = data.posts["tags"].map(len).to_numpy() > 0
+    assert (score["log_hashtag_score"].to_numpy()[tagged] > 0).mean() > 0.3
+
+
 @pytest.mark.slow
 def test_default_model_beats_the_study_yardstick(make_cfg, real_data_dir):
     """Leak-free: the default net beats each user's train mean (the study's yardstick) on later posts."""

@@ -190,6 +190,14 @@ class GBMConfig(ModelConfig):
 
 
 @dataclass
+class EnsembleConfig(ModelConfig):
+    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads (members' own are checked too)
+    members: list[str] = items("gbm", "dense_meta")
+    overrides: Any = field(default_factory=dict)  # per member: {NAME: {key: value}} over conf/model/NAME.yaml
+    step: float = rng(0.05, lo=0, hi=1, lo_open=True)  # grid step of the weights
+
+
+@dataclass
 class LabelsDenseConfig(ModelConfig):
     layers: list[int] = items(200, 100, 50)
     l1: list[float] = items(1e-4, 1e-4, 0.0)

@@ -83,3 +83,6 @@ def load_dataset(cfg) -> Dataset:
         labels = labels or str(Path(folder) / "labels.json")
     log.info("data: %d posts from %d users (%s)", len(posts), len(users), cfg.source)
     return Dataset(posts, users, cfg.source, scrape, image_dir, labels, skips, synthetic_images=drawn)
+
+
+from likepred.data import instaloader as _instaloader  # noqa: E402,F401  registers data=instaloader

@@ -61,8 +61,15 @@ class ImageSource(Extractor):
         for i, name in enumerate(image_names(posts)):
             if name is None:
                 continue
-            out[i] = name if os.path.isabs(name) else os.path.join(self.dir_, _safe_name(name))
+            out[i] = name if os.path.isabs(name) else os.path.join(self.dir_, _inside(name))
         return out
+
+
+def _inside(name: str) -> str:
+    # data names are checked at read time (relative, no '..'; likepred.data.schema): sub-folders
+    # are kept (data=instaloader names a profile's folder); anything else is cut to its last part
+    parts = name.replace("\\", "/").split("/")
+    return os.path.join(*parts) if ".." not in parts and parts[0] != "" else _safe_name(name)
 
 
 @register("image")

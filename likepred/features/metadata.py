@@ -52,11 +52,16 @@ class PostCounts(Extractor):
         })
 
 
+def bare_tag(tag: str) -> str:
+    """A hashtag as ranking lists write it: no leading '#', lower case (scraped tags keep their '#')."""
+    return tag.lstrip("#").lower()
+
+
 def read_ranking(path) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"features.extractors.hashtag_score.ranking: file not found: {p}")
-    return [t.lstrip("#").lower() for t in p.read_text(encoding="utf-8").split()]
+    return [bare_tag(t) for t in p.read_text(encoding="utf-8").split()]
 
 
 @register("hashtag_score")
@@ -75,14 +80,14 @@ class HashtagScore(Extractor):
         if self.ranking:
             tags = read_ranking(self.ranking)
         else:
-            counts = Counter(t for tags in train["tags"] for t in tags)
+            counts = Counter(bare_tag(t) for tags in train["tags"] for t in tags)
             tags = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         self.rank_ = {t: r for r, t in enumerate(tags[: self.top_k])}
         return self
 
     def transform(self, posts):
         k, rank = self.top_k, self.rank_
-        score = posts["tags"].map(lambda ts: sum(k - rank[t] for t in ts if t in rank))
+        score = posts["tags"].map(lambda ts: sum(k - rank.get(bare_tag(t), k) for t in ts))
         return pd.DataFrame({"log_hashtag_score": np.log1p(score.to_numpy(dtype=float))})
 
 

@@ -1,0 +1,96 @@
+"""Issue 14's quality pieces: the ensemble model, the likes_per_follower target, hashtag matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from likepred.errors import ConfigError
+
+FAST = ["+model.overrides.gbm.max_iter=30", "trainer.epochs=1", "trainer.batch_size=256"]
+
+
+def test_simplex_grid():
+    from likepred.models.ensemble import simplex
+
+    g = simplex(3, 0.25)
+    assert len(g) == 15 and np.allclose(g.sum(axis=1), 1) and (g >= 0).all()
+    assert [1.0, 0.0, 0.0] in g.tolist() and len(simplex(2, 0.05)) == 21
+
+
+@pytest.mark.slow
+def test_ensemble_fits_weights_on_val_and_round_trips(make_cfg, tmp_path):
+    import pickle
+
+    from test_models import prepared
+
+    from likepred.models import build_model
+    from likepred.models.ensemble import loss
+
+    cfg = make_cfg("model=ensemble", *FAST)
+    data, pipe, train, val, test = prepared(cfg)
+    est = build_model(cfg)
+    scores = est.fit(train, val)
+    w = est.weights_
+    assert np.isclose(w.sum(), 1) and (w >= 0).all() and scores["weight_gbm"] == pytest.approx(w[0])
+    # every single member is a grid point, so the mix is at least as good on val as the best member
+    singles = [loss("mape", val.y, np.asarray(m.predict(val), float)[:, None])[0] for m in est.members]
+    assert loss("mape", val.y, est.predict(val)[:, None])[0] <= min(singles) + 1e-9
+    logs = np.log([np.maximum(np.asarray(m.predict(test), float), 1e-9) for m in est.members])  # as it clips
+    assert np.allclose(est.predict(test), np.exp(w @ logs))
+    # packaged as every estimator is: pickled without weights, which save/load carry
+    est.save(tmp_path)
+    back = pickle.loads(pickle.dumps(est))
+    back.load(tmp_path, cfg.backend)
+    assert np.allclose(back.predict(test), est.predict(test), rtol=1e-5)
+    assert "keras" in est.requirements()
+
+
+def test_ensemble_members_are_checked_before_data(make_cfg):
+    from likepred.config import check
+
+    check(make_cfg("model=ensemble", "model.members=[gbm,gbm]", "+model.overrides.gbm.max_iter=5"))
+    with pytest.raises(ConfigError, match="best_constant predict likes"):
+        check(make_cfg("model=ensemble", "model.members=[gbm,best_constant]"))
+    with pytest.raises(ConfigError, match="'gbmm' is not a model an ensemble can hold"):
+        check(make_cfg("model=ensemble", "model.members=[gbmm]"))
+    with pytest.raises(ConfigError, match="model.overrides.gbm.max_iters: unknown key"):
+        check(make_cfg("model=ensemble", "+model.overrides.gbm.max_iters=5"))
+    with pytest.raises(ConfigError, match="cnn_meta reads the input block"):
+        check(make_cfg("model=ensemble", "model.members=[gbm,cnn_meta]"))
+
+
+def test_likes_per_follower_target(make_cfg):
+    from likepred.targets import build_target
+
+    t = build_target(make_cfg("target=likes_per_follower").target)
+    posts = pd.DataFrame({"likes": [50, 10, 3], "followers": [1000, 200, 0]})
+    y = t.fit_transform(posts)
+    assert np.allclose(y, [0.05, 0.05, 3.0])  # no followers: divided by 1
+    assert np.allclose(t.inverse(y, posts), posts["likes"])
+
+
+def test_presets_compose_and_pass_the_checks(make_cfg):
+    from likepred.config import check
+
+    cold = make_cfg("+experiment=cold_start", "data.path=x", tiny=False)
+    assert (cold.split.kind, cold.target.name, cold.model.name) == ("user", "likes_per_follower", "gbm")
+    check(cold)
+    fast = make_cfg("+experiment=profiles_fast", "data.path=x", tiny=False)
+    check(fast)
+    # no caption embedding: profiles_fast needs no `text` extra
+    assert "caption_embedding" not in fast.features.extractors and "caption_stats" in fast.features.extractors
+
+
+def test_hashtag_score_matches_tags_written_with_hash(tmp_path):
+    """Scraped tags keep their '#' (data=profiles): they must still match the ranking list."""
+    from likepred.features.metadata import HashtagScore
+
+    ranking = tmp_path / "top.txt"
+    ranking.write_text("love instagood photooftheday\n")
+    posts = pd.DataFrame({"tags": [["#love"], ["love"], ["#Instagood", "#nope"], []]})
+    s = HashtagScore(str(ranking)).fit(posts).transform(posts)["log_hashtag_score"].to_numpy()
+    assert s[0] == s[1] == np.log1p(10000) and s[2] == np.log1p(9999) and s[3] == 0
+    by_freq = HashtagScore().fit(posts).transform(posts)["log_hashtag_score"].to_numpy()
+    assert by_freq[0] == by_freq[1] > 0  # '#love' and 'love' are one tag
