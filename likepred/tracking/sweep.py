@@ -73,12 +73,13 @@ def current_job() -> Job | None:
 # ---- threads: parallel jobs share the cores instead of oversubscribing them
 
 def threads_per_job(launcher: dict, cpus: int, configured=None) -> int | None:
-    """Threads for one job: sweep.threads_per_job, else the launcher's CPUs per task (submitit),
-    else the cores divided among joblib's workers; None (no limit) for the in-process launcher."""
+    """Threads for one job: sweep.threads_per_job, else the launcher's CPUs per task (submitit,
+    Ray's num_cpus), else the cores divided among joblib's workers; None (no limit) in-process."""
     if configured:
         return int(configured)
-    if launcher.get("cpus_per_task"):
-        return int(launcher["cpus_per_task"])
+    cpus_per_task = launcher.get("cpus_per_task") or ((launcher.get("ray") or {}).get("remote") or {}).get("num_cpus")
+    if cpus_per_task:
+        return max(1, int(cpus_per_task))
     n_jobs = launcher.get("n_jobs")
     if not n_jobs or not str(n_jobs).lstrip("-").isdigit():
         return None
