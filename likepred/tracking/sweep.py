@@ -168,7 +168,7 @@ def end_sweep(config):
     """Write the parent's summary, tag the best job, set its status; exit 1 if any job failed."""
     from mlflow.tracking import MlflowClient
 
-    from likepred.tracking.report import format_table, log_summary
+    from likepred.tracking.report import DONE, format_table, log_summary
 
     path = Path(str(config.hydra.sweep.dir)).absolute() / SWEEP_FILE
     if not path.exists():
@@ -178,7 +178,7 @@ def end_sweep(config):
     info = json.loads(path.read_text())
     client = MlflowClient(info["tracking_uri"])
     table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"))
-    failed = table[~table["status"].isin(["FINISHED", "REUSED"])]
+    failed = table[~table["status"].isin(DONE)]
     client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) else "FINISHED")
     _open_parents.pop(info["parent_run_id"], None)
     table_text = format_table(table, info.get("optimized_metric") or "val_mape")
