@@ -30,7 +30,7 @@ def pg_bin() -> Path | None:
 @pytest.fixture(scope="module")
 def postgres():
     """A PostgreSQL server on 127.0.0.1 (as the 'postgres' user when we are root: initdb refuses root)."""
-    pytest.importorskip("psycopg2")
+    pytest.importorskip("psycopg")  # SQLAlchemy 2.1's driver for postgresql:// URLs
     bindir = pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql; .ci/run does)")
@@ -64,7 +64,7 @@ def postgres():
 
 
 def test_six_job_sweep_with_three_workers_on_postgres(postgres, tmp_path, cache_dir):
-    import psycopg2
+    import psycopg
 
     with mlflow_server(postgres, tmp_path) as url:
         sweep_dir = tmp_path / "multi"
@@ -87,7 +87,7 @@ def test_six_job_sweep_with_three_workers_on_postgres(postgres, tmp_path, cache_
         assert SUMMARY <= {a.path for a in client.list_artifacts(parent.info.run_id)}
 
     # the rows are in PostgreSQL itself, not in a file beside the server
-    with psycopg2.connect(postgres) as conn, conn.cursor() as cur:
+    with psycopg.connect(postgres) as conn, conn.cursor() as cur:
         cur.execute("select count(*) from runs r join experiments e on r.experiment_id = e.experiment_id "
                     "where e.name = 'postgres' and r.status = 'FINISHED'")
         assert cur.fetchone()[0] == 7
