@@ -24,7 +24,9 @@ SEARCH = ["--multirun", "hydra/sweeper=likepred_optuna", "model=user_median", "s
 
 def command(args, tmp_path, cache_dir, name, experiment):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    cmd = [sys.executable, "-m", "likepred", *TINY, *args, f"tracking.uri={uri}", f"tracking.experiment={experiment}",
+    flags = [a for a in args if a.startswith("--")]  # argparse: flags before the overrides; ours win over TINY's
+    cmd = [sys.executable, "-m", "likepred", *flags, *TINY, *[a for a in args if a not in flags],
+           f"tracking.uri={uri}", f"tracking.experiment={experiment}",
            f"tracking.artifact_root={tmp_path}/artifacts", f"hydra.sweep.dir={tmp_path / name}"]
     env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir), PYTHONUNBUFFERED="1")
     return cmd, env, uri
