@@ -13,7 +13,7 @@ seconds per job (target < 1 s). Job 0 of each is left out of per-job figures (im
 It also reports the machine's parallel capacity (how many cores two busy processes really get):
 on a shared or throttled machine the speedup cannot exceed it.
 
-    python benchmarks/sweep.py [--jobs 8] [--workers 2] [--models gbm dense_meta] [--launchers joblib ray] [overrides...]
+    python benchmarks/sweep.py [--jobs 8] [--workers 2] [--models gbm,dense_meta] [--launchers joblib,ray] [overrides...]
 """
 
 import argparse
@@ -116,10 +116,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--models", nargs="+", default=["gbm", "dense_meta"])
-    ap.add_argument("--launchers", nargs="+", default=list(LAUNCHERS), choices=list(LAUNCHERS))
+    ap.add_argument("--models", default="gbm,dense_meta", help="comma-separated")
+    ap.add_argument("--launchers", default=",".join(LAUNCHERS), help="comma-separated: " + ",".join(LAUNCHERS))
     ap.add_argument("overrides", nargs="*", help="extra overrides for every job, e.g. data.n_users=100")
     a = ap.parse_args()
+    a.models, a.launchers = a.models.split(","), a.launchers.split(",")
+    unknown = set(a.launchers) - set(LAUNCHERS)
+    if unknown:
+        ap.error(f"--launchers: unknown {sorted(unknown)}; known: {', '.join(LAUNCHERS)}")
     tmp = Path(tempfile.mkdtemp())
     os.environ.setdefault("LIKEPRED_CACHE", str(tmp / "cache"))
     # bare train() gets the compile cache that sweep jobs use (likepred.tracking.sweep.prepare_job)
