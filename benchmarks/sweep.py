@@ -1,17 +1,19 @@
-"""Sweeps: parallel speedup and the per-job overhead of Hydra + MLflow.
+"""Sweeps: parallel speedup of the joblib and Ray launchers, and the per-job overhead.
 
-On the same N dense_meta jobs (seed=0..N-1, default synthetic data):
+For each model (gbm, dense_meta), on the same N jobs (seed=0..N-1, default synthetic data):
   bare        train() on each config in one process, tracking off: the work itself;
   sequential  python -m likepred --multirun (basic launcher, jobs in-process, MLflow child runs);
-  joblib      the same with hydra/launcher=joblib hydra.launcher.n_jobs=WORKERS.
-All three share one JAX compile cache, warmed by job 0 of `bare`.
-Reports the joblib speedup over sequential (target >= 1.6x with 2 workers on 2 cores) and the
+  joblib      the same with hydra/launcher=joblib hydra.launcher.n_jobs=WORKERS;
+  ray         the same with hydra/launcher=ray on a local Ray of WORKERS CPUs, started by the
+              launcher (its start is part of the wall time; a running cluster would not pay it).
+All share one JAX compile cache, warmed by job 0 of `bare`.
+Reports each launcher's speedup over sequential (target >= 1.6x with 2 workers on 2 cores) and the
 per-job overhead: sequential seconds per job (gaps between its child runs' starts) minus bare
 seconds per job (target < 1 s). Job 0 of each is left out of per-job figures (imports, first compile).
 It also reports the machine's parallel capacity (how many cores two busy processes really get):
 on a shared or throttled machine the speedup cannot exceed it.
 
-    python benchmarks/sweep.py [--jobs 8] [--workers 2] [overrides...]
+    python benchmarks/sweep.py [--jobs 8] [--workers 2] [--models gbm,dense_meta] [--launchers joblib,ray] [overrides...]
 """
 
 import argparse
@@ -81,12 +83,47 @@ def sweep_seconds(n, overrides, tmp, name, uri, launcher=()):
     return wall, sorted((r.info.start_time / 1000, r.info.end_time / 1000) for r in runs)
 
 
+LAUNCHERS = {
+    "joblib": lambda w: ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={w}"],
+    "ray": lambda w: ["hydra/launcher=ray", f"+hydra.launcher.ray.init.num_cpus={w}",
+                      "+hydra.launcher.ray.init.include_dashboard=false"],
+}
+
+
+def bench_model(model, a, tmp, uri):
+    overrides = [f"model={model}", *a.overrides]
+    bare = bare_seconds(a.jobs, overrides)
+    walls, runs = {}, {}
+    walls["sequential"], runs["sequential"] = sweep_seconds(a.jobs, overrides, tmp, f"{model}-sequential", uri)
+    for name in a.launchers:
+        walls[name], runs[name] = sweep_seconds(a.jobs, overrides, tmp, f"{model}-{name}", uri,
+                                                LAUNCHERS[name](a.workers))
+    starts = [s for s, _ in runs["sequential"]]
+    gaps = [b - s for s, b in zip(starts[1:], starts[2:])]
+    per_job_seq, per_job_bare = statistics.median(gaps), statistics.median(bare[1:])
+    print(f"{model}: {a.jobs} jobs ({' '.join(WORK + overrides)})")
+    print(f"  bare train() per job           {per_job_bare:7.2f} s  (median of jobs 1..{a.jobs - 1})")
+    print(f"  sequential sweep per job       {per_job_seq:7.2f} s  (median gap between child-run starts)")
+    print(f"  overhead per job (Hydra+MLflow){per_job_seq - per_job_bare:7.2f} s  (target < 1 s)")
+    print(f"  sequential sweep wall          {walls['sequential']:7.1f} s")
+    for name in a.launchers:
+        run_s = statistics.median(e - s for s, e in runs[name][a.workers:])
+        print(f"  {name:6s} {a.workers} workers wall         {walls[name]:7.1f} s  speedup "
+              f"{walls['sequential'] / walls[name]:5.2f} x  (child run median {run_s:.2f} s)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--models", default="gbm,dense_meta", help="comma-separated")
+    ap.add_argument("--launchers", default=",".join(LAUNCHERS), help="comma-separated: " + ",".join(LAUNCHERS))
     ap.add_argument("overrides", nargs="*", help="extra overrides for every job, e.g. data.n_users=100")
     a = ap.parse_args()
+    a.models, a.launchers = a.models.split(","), a.launchers.split(",")
+    unknown = set(a.launchers) - set(LAUNCHERS)
+    if unknown:
+        ap.error(f"--launchers: unknown {sorted(unknown)}; known: {', '.join(LAUNCHERS)}")
     tmp = Path(tempfile.mkdtemp())
     os.environ.setdefault("LIKEPRED_CACHE", str(tmp / "cache"))
     # bare train() gets the compile cache that sweep jobs use (likepred.tracking.sweep.prepare_job)
@@ -98,28 +135,11 @@ def main():
     mlflow.set_tracking_uri(uri)
     mlflow.search_experiments()  # create the database now: its migrations are not a sweep's cost
 
-    capacity = parallel_capacity()
-    bare = bare_seconds(a.jobs, a.overrides)
-    seq_wall, seq_runs = sweep_seconds(a.jobs, a.overrides, tmp, "sequential", uri)
-    par_wall, par_runs = sweep_seconds(a.jobs, a.overrides, tmp, "joblib", uri,
-                                       ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={a.workers}"])
-    starts = [s for s, _ in seq_runs]
-    gaps = [b - s for s, b in zip(starts[1:], starts[2:])]
-    run_s = {name: statistics.median(e - s for s, e in runs[a.workers:])
-             for name, runs in (("sequential", seq_runs), ("joblib", par_runs))}
-    per_job_seq, per_job_bare = statistics.median(gaps), statistics.median(bare[1:])
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"{a.jobs} dense_meta jobs ({' '.join(WORK + a.overrides)}), {cpus} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}, parallel capacity {capacity:.2f} cores before, "
-          f"{parallel_capacity():.2f} after")
-    print(f"  bare train() per job           {per_job_bare:7.2f} s  (median of jobs 1..{a.jobs - 1})")
-    print(f"  sequential sweep per job       {per_job_seq:7.2f} s  (median gap between child-run starts)")
-    print(f"  overhead per job (Hydra+MLflow){per_job_seq - per_job_bare:7.2f} s  (target < 1 s)")
-    print(f"  child run, median              {run_s['sequential']:7.2f} s sequential, {run_s['joblib']:.2f} s "
-          f"in joblib (equal when each worker really gets a core)")
-    print(f"  sequential sweep wall          {seq_wall:7.1f} s")
-    print(f"  joblib {a.workers} workers wall         {par_wall:7.1f} s")
-    print(f"  speedup                        {seq_wall / par_wall:7.2f} x  (target >= 1.6x with 2 workers)")
+    print(f"{cpus} CPUs, load average {os.getloadavg()[0]:.1f}, parallel capacity {parallel_capacity():.2f} cores")
+    for model in a.models:
+        bench_model(model, a, tmp, uri)
+    print(f"load average {os.getloadavg()[0]:.1f}, parallel capacity {parallel_capacity():.2f} cores after")
 
 
 if __name__ == "__main__":

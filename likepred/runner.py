@@ -24,6 +24,7 @@ def run_job(cfg: DictConfig):
     from likepred.config import check
     from likepred.tracking.run import job_run
     from likepred.tracking.sweep import current_job, prepare_job, reuse_finished, score
+    from likepred.tracking.trial import Pruned
     from likepred.train import train
 
     job = current_job()
@@ -39,6 +40,9 @@ def run_job(cfg: DictConfig):
             if job is not None:
                 check(cfg)  # inside the run: the sweep's summary lists the job as FAILED
             metrics = train(cfg)
+    except Pruned as e:  # an Optuna trial stopped early: not a failure
+        log.info("job #%s: %s", job.num if job else "-", e)
+        return None
     except LikepredError as e:
         if job is not None:
             log.error("job #%s: %s", job.num, e)

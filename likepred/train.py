@@ -25,6 +25,7 @@ def train(cfg: DictConfig) -> dict:
     from likepred.targets import build_target
     from likepred.tracking.keys import run_name
     from likepred.tracking.run import start_run
+    from likepred.tracking.trial import trial_reporter
 
     use_backend(cfg.backend)
     data = load_dataset(cfg.data)
@@ -39,7 +40,7 @@ def train(cfg: DictConfig) -> dict:
     tags = {"leaky": str(features.leaky).lower(), "data_source": data.source,
             "dataset_hash": data.fingerprint(), "target": cfg.target.name}
     with start_run(cfg, tags) as run:
-        model.fit(train_d, val_d, on_epoch=run.log_epoch)
+        model.fit(train_d, val_d, on_epoch=trial_reporter(run.log_epoch))  # Optuna trials: pruning
         metrics = {}
         if len(val_d):  # selection metrics: before calibration, which is fitted on these rows
             val_pred = pipeline.predict_likes(model, val_d, calibrated=False)

@@ -72,6 +72,7 @@ def test_threads_per_job_share_the_cores():
     assert threads_per_job({"n_jobs": -1}, 8) == 1  # joblib: one worker per core
     assert threads_per_job({"n_jobs": 4, "cpus_per_task": 3}, 8) == 3  # submitit says it
     assert threads_per_job({"n_jobs": 2}, 8, configured=2) == 2  # sweep.threads_per_job wins
+    assert threads_per_job({"ray": {"remote": {"num_cpus": 2}}}, 8) == 2  # Ray's CPUs per task
 
 
 def test_config_hash_ignores_bookkeeping_but_not_settings(make_cfg):
@@ -99,11 +100,32 @@ def test_launcher_and_search_configs_compose(cache_dir):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         slurm = compose("config", ["hydra/launcher=slurm", "hydra.launcher.partition=cpu"], return_hydra_config=True)
         optuna = compose("config", ["hparams_search=dense_meta_optuna"], return_hydra_config=True)
+        ray = compose("config", ["hydra/launcher=ray", "hydra.launcher.ray.init.address=10.0.0.1:6379"],
+                      return_hydra_config=True)
     launcher = slurm.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "cpu"
     assert launcher.cpus_per_task and launcher.array_parallelism and launcher.timeout_min and launcher.mem_gb
     assert optuna.hydra.sweeper._target_.endswith("OptunaSweeper") and optuna.hydra.sweeper.sampler.seed == 0
     assert optuna.optimized_metric == "val_mape" and optuna.model.name == "dense_meta"
+    assert optuna.hydra.sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
+    assert ray.hydra.launcher._target_.endswith("RayLauncher") and ray.hydra.launcher.ray.init.address == "10.0.0.1:6379"
+    assert ray.hydra.launcher.ray.remote.num_cpus == 1
+
+
+def test_optuna_search_space_from_hydra_sweep_syntax():
+    pytest.importorskip("optuna", minversion="4")
+    from hydra_plugins.likepred_plugins._optuna_core import search_space
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    space, fixed = search_space(["optimizer.lr=tag(log, interval(0.0001, 0.01))", "model.dropout=interval(0.0, 0.5)",
+                                 "trainer.batch_size=choice(32, 64)", "seed=range(0,10,2)", "model=dense_meta",
+                                 "model.layers=choice([80,30,10], [40,20,10])", "trainer.epochs=3"])
+    assert space["optimizer.lr"] == FloatDistribution(0.0001, 0.01, log=True)
+    assert space["model.dropout"] == FloatDistribution(0.0, 0.5)
+    assert space["seed"] == IntDistribution(0, 8, step=2)  # Hydra's range excludes its stop
+    assert isinstance(space["trainer.batch_size"], CategoricalDistribution)
+    assert space["model.layers"].choices == ("[80,30,10]", "[40,20,10]")  # override syntax, passed back as is
+    assert fixed == {"model": "dense_meta", "trainer.epochs": "3"}
 
 
 # ---- whole sweeps

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -21,16 +23,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`mlflow server` on 127.0.0.1 in its own process group: SQLite backend, artifacts in tmp."""
-    root = tmp_path_factory.mktemp("server")
+@contextmanager
+def mlflow_server(backend_uri: str, root: Path):
+    """`mlflow server` on 127.0.0.1 in its own process group, artifacts under root; yields its URL."""
     port = free_port()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts")],
+         "--backend-store-uri", backend_uri, "--artifacts-destination", str(root / "artifacts")],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -45,15 +46,24 @@ def server(tmp_path_factory):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"mlflow server did not come up: {(root / 'server.log').read_text()[-2000:]}")
             time.sleep(0.5)
-        yield url, root
+        yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`mlflow server` on a SQLite backend, artifacts in tmp."""
+    root = tmp_path_factory.mktemp("server")
+    with mlflow_server(f"sqlite:///{root}/mlflow.db", root) as url:
+        yield url, root
 
 
 def test_two_job_sweep_through_tracking_server(server, tmp_path, cache_dir):

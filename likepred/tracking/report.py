@@ -23,7 +23,8 @@ from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE
 
 METRICS = ["test_mape", "test_mape_mature", "baseline_user_mean_mape", "baseline_best_constant_mape",
            "mape_vs_baseline"]
-DONE = ("FINISHED", "REUSED")  # REUSED: skipped on resume, an earlier FINISHED run stands for it
+DONE = ("FINISHED", "REUSED", "PRUNED")  # REUSED: skipped on resume, an earlier FINISHED run stands for it;
+# PRUNED: an Optuna trial its pruner stopped early (run KILLED, tagged pruned=true)
 STUDY_NOTE = ("The 2017 study reported {yardstick}% MAPE for its yardstick (user mean, leaky: the predicted "
               "post included) and {best}% for its best model (the presets' `study:` settings). Ours are "
               "leak-free except rows with leaky=true (the study's setting, reproduced), on the data named in "
@@ -41,7 +42,7 @@ def _row(run, optimized_metric, status=None) -> dict:
     return {
         "job": int(t.get("job_num", -1)),
         "name": t.get("job") or t.get("overrides") or info.run_name,
-        "status": status or ("KILLED" if dead else info.status),
+        "status": status or ("PRUNED" if t.get("pruned") == "true" else "KILLED" if dead else info.status),
         **{k: m.get(k, np.nan) for k in METRICS},
         optimized_metric: m.get(optimized_metric, np.nan),
         "study_yardstick": pd.to_numeric(run.data.params.get("study.yardstick_mape"), errors="coerce"),

@@ -150,6 +150,6 @@ def job_run(cfg, job=None):
             mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:4000])
             mlflow.log_text(traceback.format_exc(), "traceback.txt")
         finally:
-            mlflow.end_run("KILLED" if interrupted else "FAILED")
+            mlflow.end_run(getattr(e, "run_status", "KILLED" if interrupted else "FAILED"))  # Pruned: KILLED
         raise
     mlflow.end_run()

@@ -74,12 +74,13 @@ def current_job() -> Job | None:
 # ---- threads: parallel jobs share the cores instead of oversubscribing them
 
 def threads_per_job(launcher: dict, cpus: int, configured=None) -> int | None:
-    """Threads for one job: sweep.threads_per_job, else the launcher's CPUs per task (submitit),
-    else the cores divided among joblib's workers; None (no limit) for the in-process launcher."""
+    """Threads for one job: sweep.threads_per_job, else the launcher's CPUs per task (submitit,
+    Ray's num_cpus), else the cores divided among joblib's workers; None (no limit) in-process."""
     if configured:
         return int(configured)
-    if launcher.get("cpus_per_task"):
-        return int(launcher["cpus_per_task"])
+    cpus_per_task = launcher.get("cpus_per_task") or ((launcher.get("ray") or {}).get("remote") or {}).get("num_cpus")
+    if cpus_per_task:
+        return max(1, int(cpus_per_task))
     n_jobs = launcher.get("n_jobs")
     if not n_jobs or not str(n_jobs).lstrip("-").isdigit():
         return None
@@ -170,7 +171,7 @@ def end_sweep(config):
     """Write the parent's summary, tag the best job, set its status; exit 1 if any job failed."""
     from mlflow.tracking import MlflowClient
 
-    from likepred.tracking.report import format_table, log_summary
+    from likepred.tracking.report import DONE, format_table, log_summary
 
     path = Path(str(config.hydra.sweep.dir)).absolute() / SWEEP_FILE
     if not path.exists():
@@ -180,7 +181,7 @@ def end_sweep(config):
     info = json.loads(path.read_text())
     client = MlflowClient(info["tracking_uri"])
     table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"))
-    failed = table[~table["status"].isin(["FINISHED", "REUSED"])]
+    failed = table[~table["status"].isin(DONE)]
     client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) else "FINISHED")
     _open_parents.pop(info["parent_run_id"], None)
     table_text = format_table(table, info.get("optimized_metric") or "val_mape")
