@@ -53,16 +53,17 @@ def command(runs, overrides):
             c1 = os.times()
             walls.append(time.perf_counter() - t0)
             cpus.append(c1.children_user - c0.children_user + c1.children_system - c0.children_system)
+        print(f"python -m likepred {' '.join(overrides)}: warm, median of {runs}: {statistics.median(walls):.1f} s "
+              f"wall, {statistics.median(cpus):.1f} s CPU ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})",
+              flush=True)
         prof = Path(cwd) / "run.prof"
-        code = ("import cProfile, runpy, sys; sys.argv = ['likepred', *sys.argv[2:]]\n"
+        code = ("import cProfile, runpy, sys; out = sys.argv[1]; sys.argv = ['likepred', *sys.argv[2:]]\n"
                 "p = cProfile.Profile(); p.enable()\n"
                 "try: runpy.run_module('likepred', run_name='__main__')\nexcept SystemExit: pass\n"
-                "p.disable(); p.dump_stats(sys.argv[1])")
+                "p.disable(); p.dump_stats(out)")
         subprocess.run([sys.executable, "-c", code, str(prof), *overrides], cwd=cwd, env=env, check=True,
                        capture_output=True)
         stats = pstats.Stats(str(prof)).stats
-    print(f"python -m likepred {' '.join(overrides)}: warm, median of {runs}: {statistics.median(walls):.1f} s wall, "
-          f"{statistics.median(cpus):.1f} s CPU ({os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
     total = max(ct for (_, _, _), (_, _, _, ct, _) in stats.items())
     print(f"one profiled run (cProfile slows Python code, not compiled code): {total:.1f} s")
     for label, where in PARTS:
