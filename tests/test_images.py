@@ -223,6 +223,8 @@ def test_onnx_runtime_matches_keras_and_falls_back(caplog):
     fn, name = runner(other, "auto")
     assert name == "keras" and "with_bn on Keras (the converter does not handle layer" in caplog.text
     assert fn(x[:2, :8, :8]).shape == (2, 72)
+    with pytest.raises(ConfigError, match="images.extract_runtime=onnx: the converter does not handle"):
+        runner(other, "onnx")
     assert runner(net, "keras")[1] == "keras"
 
 

@@ -5,7 +5,7 @@ Keras on JAX, whose CPU convolutions are slow (`benchmarks/vgg19.py` prints both
 TensorFlow where it is installed). So a plain sequential net is converted once, in memory, to
 an ONNX graph with its weights, and run by onnxruntime. Anything else (branches, batch norm,
 another layer kind), or onnxruntime missing (`pip install -e ".[onnx]"`), runs on Keras, with
-a log line saying why.
+a log line saying why (`images.extract_runtime=onnx` refuses to).
 
 No Keras import here: the caller hands over the built model.
 """
@@ -159,5 +159,9 @@ def runner(model, runtime: str = "auto"):
             else:
                 log.info("image features: %s on ONNX Runtime", model.name)
                 return (lambda x: session.run(None, {"input": np.ascontiguousarray(x, np.float32)})[0]), "onnx"
+        if runtime == "onnx":
+            from likepred.errors import ConfigError
+
+            raise ConfigError(f"images.extract_runtime=onnx: {why}; use auto or keras")
         log.info("image features: %s on Keras (%s)", model.name, why)
     return keras_runner(model), "keras"
