@@ -97,6 +97,7 @@ def main():
     ap.add_argument("--n", type=int, default=64, help="images timed (after one warm-up batch)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--tf-python", default=None, help="a python with tensorflow (another venv)")
+    ap.add_argument("--only", default="keras-jax,keras-tensorflow,onnxruntime", help="runtimes to time")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -106,6 +107,8 @@ def main():
     rates = {}
     for name, python, backend in (("keras-jax", None, "jax"), ("keras-tensorflow", args.tf_python, "tensorflow"),
                                   ("onnxruntime", None, "jax")):
+        if name not in args.only.split(","):
+            continue
         if name == "keras-tensorflow" and not args.tf_python:
             import importlib.util
 
