@@ -1,5 +1,6 @@
 """Speed: data generation/reading, feature building and one training run on ~16.5k posts; with
---command, the default command (`python -m likepred`) warm, and where its time goes.
+--command, `--help` against `import hydra` and the default command (`python -m likepred`) warm,
+and where its time goes.
 
     python benchmarks/speed.py [--users 550] [--model dense_meta] [overrides...]
     python benchmarks/speed.py --command [--runs 3] [overrides...]
@@ -31,6 +32,32 @@ PARTS = [
     ("log results (metrics, files)", "likepred/tracking/run.py:log_files"),
     ("package + log the model", "likepred/train.py:_log_model"),
 ]
+
+
+def help_time(n=5):
+    """`python -m likepred --help` against `import hydra, omegaconf` (target <= 2x), median of n."""
+    import statistics
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]) + os.pathsep
+               + os.environ.get("PYTHONPATH", ""))
+
+    def median(cmd):
+        walls, cpus = [], []
+        for _ in range(n):
+            t0, c0 = time.perf_counter(), os.times()
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            c1 = os.times()
+            walls.append(time.perf_counter() - t0)
+            cpus.append(c1.children_user - c0.children_user + c1.children_system - c0.children_system)
+        return statistics.median(walls), statistics.median(cpus)
+
+    base = median([sys.executable, "-c", "import hydra, omegaconf"])
+    helped = median([sys.executable, "-m", "likepred", "--help"])
+    print(f"--help: {helped[0]:.2f} s wall, {helped[1]:.2f} s CPU; import hydra, omegaconf: {base[0]:.2f} s, "
+          f"{base[1]:.2f} s CPU: {helped[0] / base[0]:.2f}x wall, {helped[1] / base[1]:.2f}x CPU (target <= 2x)",
+          flush=True)
 
 
 def command(runs, overrides):
@@ -81,6 +108,7 @@ def main():
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args()
     if a.command:
+        help_time()
         return command(a.runs, a.overrides)
     cache = tempfile.mkdtemp()
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
