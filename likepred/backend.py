@@ -35,7 +35,7 @@ def use_backend(name: str):
         raise MissingDependencyError(BACKENDS[name], name, f"backend={name}")
     os.environ["KERAS_BACKEND"] = name
     if name == "jax":  # JAX's compiled programs kept on disk: a rerun (or a sweep's next job) skips
-        # compiling the same net, a third of a warm default run's time
+        # compiling the same net again
         from likepred.files import cache_root
 
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_root() / "jax"))
