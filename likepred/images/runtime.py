@@ -129,7 +129,7 @@ def onnx_session(proto, threads=None):
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
+    if threads and str(threads).isdigit():
         opts.intra_op_num_threads = int(threads)
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
@@ -153,7 +153,8 @@ def runner(model, runtime: str = "auto"):
             why = "onnxruntime is not installed (pip install -e \".[onnx]\")"
         else:
             try:
-                session = onnx_session(to_onnx(model), os.environ.get("LIKEPRED_EXTRACT_THREADS"))
+                # a sweep job's thread cap (OMP_NUM_THREADS, set by likepred.tracking.sweep) holds here too
+                session = onnx_session(to_onnx(model), os.environ.get("OMP_NUM_THREADS"))
             except Unsupported as e:
                 why = f"the converter does not handle {e}"
             else:
