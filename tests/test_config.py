@@ -52,15 +52,23 @@ def test_bad_config_is_refused_naming_the_key(make_cfg, overrides, message):
         check(make_cfg(*overrides, tiny=not any(o.startswith("data=") for o in overrides)))
 
 
+@pytest.fixture
+def keras_weights(tmp_path, monkeypatch):
+    """A Keras cache holding the VGG19 weights file: the check looks for it (offline machines)."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels.h5").write_bytes(b"")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+
+
 @pytest.mark.parametrize("preset", ["approach1", "approach1_mean", "approach2", "approach3", "approach4",
                                     "approach4_vgg19", "approach5", "approach5_leaky", "profiles_best"])
-def test_every_preset_passes_the_checks(make_cfg, preset):
+def test_every_preset_passes_the_checks(make_cfg, preset, keras_weights):
     check(make_cfg(f"+experiment={preset}", "data.path=x", tiny=False))
 
 
 @pytest.mark.parametrize("model", ["dense_meta", "gbm", "user_mean", "best_constant", "labels_dense",
                                    "cnn_meta", "alexnet_cnn", "vgg19_dense"])
-def test_every_model_default_passes_the_checks(make_cfg, model):
+def test_every_model_default_passes_the_checks(make_cfg, model, keras_weights):
     overrides = [f"model={model}"] + (["features=labels_ae"] if model == "labels_dense" else [])
     check(make_cfg(*overrides, tiny=False))
 

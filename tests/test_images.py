@@ -173,6 +173,77 @@ def test_offline_without_weights_says_how_to_get_them(tmp_path, monkeypatch):
     assert "keras/models" in msg and not list(tmp_path.rglob("*.h5"))
 
 
+def test_vgg19_without_reachable_weights_stops_before_drawing(tmp_path):
+    """Offline, no weights in the Keras cache, no weights_path: one line, before any image is drawn."""
+    keras_home, cache = tmp_path / "keras", tmp_path / "cache"
+    env = {"KERAS_HOME": str(keras_home), "LIKEPRED_OFFLINE": "1", "LIKEPRED_CACHE": str(cache)}
+    proc = run(["model=vgg19_dense", f"hydra.run.dir={tmp_path}/o"], tmp_path, env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()  # one line, printed once
+    assert line.startswith("likepred: error: model.weights=imagenet: vgg19_weights_tf_dim_ordering_tf_kernels.h5 ")
+    assert f"{keras_home}/models" in line and "https://storage.googleapis.com/" in line
+    assert "model.weights_path=" in line and "file " not in line.split("error:")[1][:20]  # no image blamed
+    assert not cache.exists()  # nothing drawn, not even the profiles
+
+
+def test_weights_check_finds_the_keras_cache_and_weights_path(tmp_path, monkeypatch):
+    from likepred.features.images import check_weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("LIKEPRED_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="vgg16_weights_tf_dim_ordering_tf_kernels.h5 is not in"):
+        check_weights("vgg16", "imagenet", None)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels.h5").write_bytes(b"x")
+    check_weights("vgg16", "imagenet", None)  # downloaded once before: fine offline
+    check_weights("vgg19", None, None)  # random weights need nothing
+    with pytest.raises(ConfigError, match="model.weights_path=.*gone.h5: file not found"):
+        check_weights("vgg19", "imagenet", str(tmp_path / "gone.h5"))
+
+
+def test_onnx_runtime_matches_keras_and_falls_back(caplog):
+    pytest.importorskip("onnxruntime")
+    import keras
+
+    from likepred.images.runtime import runner
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    net = keras.Sequential([keras.Input((20, 20, 3)), layers.Conv2D(4, 3, padding="same", activation="relu"),
+                            layers.MaxPooling2D(), layers.Conv2D(6, 3, activation="relu"), layers.Dropout(0.5),
+                            layers.Flatten(), layers.Dense(8, activation="relu"), layers.Dense(5)], name="small")
+    x = np.random.default_rng(0).normal(size=(3, 20, 20, 3)).astype(np.float32) * 40
+    fn, name = runner(net, "auto")
+    assert name == "onnx"
+    np.testing.assert_allclose(fn(x), net.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+    assert fn(x[:1]).shape == (1, 5)  # any batch size
+    other = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(2, 3), layers.BatchNormalization(),
+                              layers.Flatten()], name="with_bn")
+    caplog.set_level(logging.INFO, logger="likepred.images.runtime")
+    fn, name = runner(other, "auto")
+    assert name == "keras" and "with_bn on Keras (the converter does not handle layer" in caplog.text
+    assert fn(x[:2, :8, :8]).shape == (2, 72)
+    with pytest.raises(ConfigError, match="images.extract_runtime=onnx: the converter does not handle"):
+        runner(other, "onnx")
+    assert runner(net, "keras")[1] == "keras"
+
+
+@pytest.mark.slow
+def test_cnn_features_same_on_both_runtimes(pictures, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from likepred.features.images import CnnFeatures
+
+    posts = pd.DataFrame({"image": [os.path.basename(p) for p in pictures[:5]]})
+    out = {}
+    for runtime in ("keras", "onnx"):
+        ex = CnnFeatures(dir=os.path.dirname(pictures[0]), weights=None, input_size=32, batch_size=4,
+                         cache_dir=str(tmp_path / runtime), runtime=runtime).fit(posts)
+        out[runtime] = ex.transform(posts).to_numpy()
+        assert ex.runtime_ == runtime
+    assert out["keras"].shape == (5, 4096)
+    np.testing.assert_allclose(out["onnx"], out["keras"], rtol=1e-3, atol=1e-4)
+
+
 # ---------------------------------------------------------------- models
 
 

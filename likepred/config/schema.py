@@ -120,6 +120,7 @@ class ImagesConfig:
     workers: int = rng(4, lo=1)
     cache_dir: Optional[str] = None
     extract_batch_size: int = rng(32, lo=1)
+    extract_runtime: str = choice("auto", "onnx", "keras")
     download: DownloadConfig = field(default_factory=DownloadConfig)
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from likepred.config import rule
 from likepred.errors import ConfigError
 from likepred.features import Extractor, register
 from likepred.images.download import _as_list, _is_missing, _safe_name, name_from_url
@@ -113,10 +115,10 @@ class CnnFeatures(ImageSource):
     """
 
     block = "image_features"
-    transient = ("model_", "preprocess_")
+    transient = ("model_", "preprocess_", "run_")
 
-    def __init__(self, dir=None, network="vgg19", layer=None, input_size=None,
-                 weights="imagenet", weights_path=None, cache_dir=None, batch_size=32, on_missing="error", seed=0):
+    def __init__(self, dir=None, network="vgg19", layer=None, input_size=None, weights="imagenet",
+                 weights_path=None, cache_dir=None, batch_size=32, on_missing="error", seed=0, runtime="auto"):
         super().__init__(dir)
         if network not in NETWORKS:
             raise ConfigError(f"model.network={network!r} is not known; known: {', '.join(NETWORKS)}")
@@ -131,7 +133,12 @@ class CnnFeatures(ImageSource):
         self.dim = width if self.layer == default_layer else None  # else: known once built
         self.input_size = int(input_size or side)
         self.cache_dir, self.batch_size, self.on_missing, self.seed = cache_dir, int(batch_size), on_missing, seed
-        self.model_ = self.preprocess_ = None
+        from likepred.images.runtime import RUNTIMES
+
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"images.extract_runtime={runtime!r}: choose one of {', '.join(RUNTIMES)}")
+        self.runtime = runtime
+        self.model_ = self.preprocess_ = self.run_ = self.runtime_ = None
 
     def _weights_id(self) -> str:
         if self.weights_path:
@@ -168,7 +175,7 @@ class CnnFeatures(ImageSource):
         except Exception as e:  # the weights download failed (offline?)
             if weights != "imagenet":
                 raise
-            raise ConfigError(_offline_message(self.network, module, e)) from None
+            raise ConfigError(_offline_message(self.network, keras_models_dir(), e)) from None
         try:
             out = base.get_layer(self.layer).output
         except ValueError:
@@ -177,17 +184,22 @@ class CnnFeatures(ImageSource):
         self.model_ = keras.Model(base.input, out, name=f"{self.network}_{self.layer}")
         self.preprocess_ = getattr(keras.applications, module).preprocess_input
         self.dim = int(np.prod(out.shape[1:]))
+        from likepred.images.runtime import runner
+
+        self.run_, self.runtime_ = runner(self.model_, self.runtime)
 
     def _extract(self, paths):
         from likepred.images.files import load_image
 
-        if self.model_ is None:
+        if self.run_ is None:
             self._build()
-        # Padded to one batch shape: a new shape would recompile the network.
-        x = np.zeros((max(len(paths), self.batch_size), self.input_size, self.input_size, 3), np.float32)
+        # Keras pads to one batch shape (a new shape would recompile the network); ONNX Runtime
+        # takes any batch as it is.
+        n = len(paths) if self.runtime_ == "onnx" else max(len(paths), self.batch_size)
+        x = np.zeros((n, self.input_size, self.input_size, 3), np.float32)
         for i, p in enumerate(paths):
             x[i] = load_image(p, self.input_size)
-        feats = self.model_.predict(self.preprocess_(x), batch_size=len(x), verbose=0)
+        feats = self.run_(self.preprocess_(x))
         return np.asarray(feats)[:len(paths)].reshape(len(paths), -1)
 
     def transform(self, posts):
@@ -200,26 +212,88 @@ class CnnFeatures(ImageSource):
         feats = np.zeros((len(posts), self.dim), np.float32)
         if ok.any():
             errors = "raise" if self.on_missing == "error" else "nan"
-            got = cached_features(paths[ok], self._extract, self.cache_, self.batch_size, errors=errors)
+            got = cached_features(paths[ok], self._extract, self.cache_, self.batch_size, errors=errors,
+                                  progress=sys.stderr.isatty())  # a bar with its ETA on a terminal
             bad = np.isnan(got).any(axis=1)
             report_once(list(paths[ok][bad]), "unreadable:")
             feats[ok] = np.nan_to_num(got)  # a skipped image: all-zero features
             stats = self.cache_.stats
-            log.info("%s features: %d from the cache, %d extracted, %d failed (%.1fs)", self.network,
-                     stats.hits, stats.computed, stats.failed, stats.seconds)
+            log.info("%s features: %d from the cache, %d extracted%s, %d failed (%.1fs)", self.network, stats.hits,
+                     stats.computed, f" on {self.runtime_}" if self.runtime_ else "", stats.failed, stats.seconds)
         return pd.DataFrame(feats, columns=[f"{self.network}_{self.layer}_{i}" for i in range(self.dim)])
 
 
-def _offline_message(network, module, error) -> str:
-    try:
-        import importlib
+TFKA = "https://storage.googleapis.com/tensorflow/keras-applications/"
+# name: the ImageNet weights file (with the top: the feature layers need it) and where Keras gets it
+WEIGHTS = {
+    "vgg16": TFKA + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    "vgg19": TFKA + "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+    "resnet50": TFKA + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+    "densenet121": TFKA + "densenet/densenet121_weights_tf_dim_ordering_tf_kernels.h5",
+    "inceptionv3": TFKA + "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+    "efficientnetb0": "https://storage.googleapis.com/keras-applications/efficientnetb0.h5",
+    "efficientnetv2b0": TFKA + "efficientnet_v2/efficientnetv2-b0.h5",
+    "convnexttiny": TFKA + "convnext/convnext_tiny.h5",
+}
 
-        src = importlib.import_module(f"keras.src.applications.{module}")
-        url = getattr(src, "WEIGHTS_PATH", None) or getattr(src, "BASE_WEIGHTS_PATH", None)
-    except ImportError:
-        url = None
-    where = f" from {url}" if url else ""
-    return (f"could not get the ImageNet weights of {network} ({error}). Keras downloads them once into "
-            f"~/.keras/models (or $KERAS_HOME/models); offline, fetch the .h5 file{where} on a machine with "
-            "network and copy it there, or pass model.weights_path=/path/to/the.h5 "
-            "(model.weights=null gives random weights, for tests)")
+
+def keras_models_dir() -> Path:
+    """Where Keras keeps downloaded weights: $KERAS_HOME/models, else ~/.keras/models (as Keras picks it)."""
+    home = os.environ.get("KERAS_HOME")
+    if not home:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    return Path(home) / "models"
+
+
+def _reachable(url, timeout=3.0) -> bool:
+    """Can a TCP connection to the URL's host be opened within `timeout` s (DNS included)?"""
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    if os.environ.get("LIKEPRED_OFFLINE", "") not in ("", "0"):
+        return False
+    host, ok = urlparse(url).hostname, []
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)  # getaddrinfo has no timeout of its own
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
+def check_weights(network, weights, weights_path) -> None:
+    """Refuse, before any image is drawn or read, pretrained weights that cannot be had."""
+    if weights_path:
+        if not Path(weights_path).is_file():
+            raise ConfigError(f"model.weights_path={weights_path}: file not found")
+        return
+    if weights != "imagenet" or network not in WEIGHTS:
+        return
+    url = WEIGHTS[network]
+    where = keras_models_dir()
+    if (where / url.rsplit("/", 1)[1]).is_file() or _reachable(url):
+        return
+    raise ConfigError(_offline_message(network, where, "offline or unreachable"))
+
+
+def _offline_message(network, where, error) -> str:
+    url = WEIGHTS.get(network)
+    name = url.rsplit("/", 1)[1] if url else f"the {network} ImageNet weights (.h5)"
+    return (f"model.weights=imagenet: {name} is not in {where} and cannot be downloaded ({error}); "
+            f"fetch {url or 'it'} on a machine with network and copy it into {where}, or pass "
+            f"model.weights_path=/path/to/{name if url else 'weights.h5'} (model.weights=null: random weights, for tests)")
+
+
+@rule
+def check_cnn_weights(cfg):
+    for name, p in (cfg.features.get("extractors") or {}).items():
+        if name == "cnn_features" and p:
+            check_weights(p.get("network", "vgg19"), p.get("weights", "imagenet"), p.get("weights_path"))

@@ -375,6 +375,8 @@ def _extract(fn, paths, dim, errors):
     """fn(paths) as float32 [n, dim]; on failure find the culprit image(s)."""
     try:
         return np.asarray(fn([str(p) for p in paths]), dtype=np.float32), []
+    except ConfigError:  # the extractor cannot run at all (weights, settings): no image is to blame
+        raise
     except Exception as batch_error:  # noqa: BLE001 - retried one by one below
         if len(paths) == 1:
             if errors == "raise":

@@ -49,6 +49,46 @@ def start_at_median(model, y):
     out.bias.assign(np.full(out.bias.shape, m, dtype="float32"))
 
 
+def _fmt_logs(logs) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in (logs or {}).items() if isinstance(v, (int, float)))
+
+
+def epoch_progress(epochs: int, stream=None):
+    """A Keras callback: one tqdm bar over epochs on a terminal; off one, one plain line per
+    epoch (Keras's own bar rewrites itself many times an epoch: a flood in a log file)."""
+    import sys
+    import time
+
+    import keras
+
+    stream = stream or sys.stderr
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = None
+            if stream.isatty():
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=epochs, unit="epoch", desc="training", file=stream)
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if self.bar is not None:
+                self.bar.set_postfix_str(_fmt_logs(logs), refresh=False)
+                self.bar.update(1)
+            else:
+                now = time.perf_counter()
+                print(f"epoch {epoch + 1}/{epochs}: {_fmt_logs(logs)} ({now - self.start:.1f}s)", file=stream,
+                      flush=True)
+                self.start = now
+
+        def on_train_end(self, logs=None):
+            if self.bar is not None:
+                self.bar.close()
+
+    return EpochProgress()
+
+
 class KerasEstimator(Estimator):
     weights = ("model",)  # the net travels as a .keras file (and NumPy weights) beside the pipeline
 
@@ -74,6 +114,10 @@ class KerasEstimator(Estimator):
                 monitor="val_loss", patience=t.patience, restore_best_weights=True))
         if on_epoch is not None:
             callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, logs)))
+        verbose = t.verbose
+        if verbose == "auto":  # ours: one bar on a terminal, one line per epoch otherwise
+            callbacks.append(epoch_progress(t.epochs))
+            verbose = 0
         if streamed:  # ImageBatches reshuffles its rows each epoch (seeded)
             data = {"x": image_batches(train, self.cfg.images, t.batch_size, shuffle=True, seed=int(self.cfg.seed)),
                     "validation_data": image_batches(val, self.cfg.images, t.batch_size) if has_val else None,
@@ -81,7 +125,7 @@ class KerasEstimator(Estimator):
         else:
             data = {"x": train.inputs, "y": train.y, "validation_data": (val.inputs, val.y) if has_val else None,
                     "batch_size": t.batch_size, "shuffle": True}
-        history = self.model.fit(**data, epochs=t.epochs, verbose=t.verbose, callbacks=callbacks)
+        history = self.model.fit(**data, epochs=t.epochs, verbose=verbose, callbacks=callbacks)
         return history.history
 
     def predict(self, data):
