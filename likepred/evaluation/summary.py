@@ -48,5 +48,5 @@ def format_summary(title: str, metrics: dict, sizes: dict, run_id=None, uri=None
     if said:
         lines += ["", said]
     if run_id:
-        lines.append(f"\nMLflow run {run_id}: mlflow ui --backend-store-uri {uri}")
+        lines.append(f"\nMLflow run {run_id}: likepred ui --backend-store-uri {uri}")
     return "\n".join(lines)
