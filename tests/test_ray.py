@@ -15,6 +15,9 @@ pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 RAY = str(Path(sys.executable).parent / "ray")
+# A ~/.ray/auth_token left by another Ray session turns token auth on for the head but not for our
+# driver ("InvalidAuthToken"): this throwaway cluster on 127.0.0.1 runs without it, on both sides.
+NO_TOKEN = {"RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +25,7 @@ def ray_head(tmp_path_factory):
     """A one-node Ray cluster with 2 CPUs; its workers import likepred from this checkout."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               RAY_USAGE_STATS_ENABLED="0")
+               RAY_USAGE_STATS_ENABLED="0", **NO_TOKEN)
     start = subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
                             "--include-dashboard=false", "--num-cpus=2", "--disable-usage-stats"],
                            env=env, capture_output=True, text=True, timeout=180)
@@ -41,7 +44,7 @@ def test_four_job_sweep_on_a_ray_cluster(ray_head, tmp_path, cache_dir):
     cmd = [sys.executable, "-m", "likepred", "--multirun", "hydra/launcher=ray",
            f"hydra.launcher.ray.init.address={ray_head}", "model=user_median", "seed=0,1,2,3", *TINY,
            f"tracking.uri={uri}", "tracking.experiment=ray", f"hydra.sweep.dir={sweep_dir}"]
-    env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir), PYTHONUNBUFFERED="1", **NO_TOKEN)
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
