@@ -35,7 +35,6 @@ SMALL_BATCH = 256  # rows below which prediction runs on one thread
 PROFILE = list(PROFILE_NUMBERS.values())
 INPUTS = ["date", *PLANNED_POST_FIELDS]
 ONE_HOT = ("weekday_", "script_")  # explained as one feature each
-MAX_COUNT = 10**12  # followers, following, posts: no account has this many (and int64 would overflow)
 FAR_DAYS = 365  # a post this far outside the training dates gets a warning
 
 
@@ -86,11 +85,7 @@ class Predictor:
             else:
                 where, index = file, (i if len(records) > 1 else None)
             try:
-                row = planned_post(rec, where, index)
-                for name, col in PROFILE_NUMBERS.items():
-                    if row[col] is not None and row[col] > MAX_COUNT:
-                        raise DataError(f"must be an integer from 0 to {MAX_COUNT:.0e}, got {row[col]:.3g}", where, index,
-                                        name)
+                row = planned_post(rec, where, index)  # bounds the profile numbers too (schema.MAX_COUNT)
                 known.append(self._user(row, where, index))
             except DataError as e:
                 if not skip:
