@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from likepred.tracking.trial import open_storage
 from test_sweeps import TINY, parent_and_children
 
 optuna = pytest.importorskip("optuna", minversion="4")
@@ -55,7 +56,7 @@ def test_killed_search_resumes_from_its_storage(tmp_path, cache_dir):
     while True:  # kill -9 while a trial runs, after one finished
         if study is None and (tmp_path / "optuna.db").exists():
             try:
-                study = optuna.load_study(study_name="resume", storage=storage)
+                study = optuna.load_study(study_name="resume", storage=open_storage(storage))
             except KeyError:
                 pass
         s = states(study) if study else []
@@ -100,8 +101,6 @@ def test_two_workers_share_one_study(tmp_path, cache_dir):
                     "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], tmp_path, cache_dir, "b")
     logs = finish(a, tmp_path, "a"), finish(b, tmp_path, "b")
     assert (a.returncode, b.returncode) == (0, 0), logs[0][-2000:] + logs[1][-2000:]
-    from likepred.tracking.trial import open_storage
-
     trials = optuna.load_study(study_name="shared", storage=open_storage(storage)).get_trials()
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers)) == len(trials)
@@ -131,3 +130,15 @@ def test_pruner_stops_a_clearly_worse_trial(tmp_path, cache_dir):
     assert bad.info.status == "KILLED" and bad.data.tags["pruned"] == "true"
     assert [c.info.status for c in children[:2]] == ["FINISHED", "FINISHED"] and parent.info.status == "FINISHED"
     assert "PRUNED" in log  # the sweep's table
+
+
+def test_fresh_sqlite_study_opened_by_six_processes_at_once(tmp_path):
+    # a sweeper and its jobs (or two sweepers) opening a new study file together raced on its
+    # alembic stamp; all six must get a working storage on the same study
+    code = ("import sys, optuna; from likepred.tracking.trial import open_storage; "
+            "optuna.create_study(study_name='s', storage=open_storage(sys.argv[1]), load_if_exists=True)")
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    procs = [subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, "\n".join(errors)[-3000:]
+    assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(url))] == ["s"]

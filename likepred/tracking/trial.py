@@ -14,6 +14,7 @@ import math
 import os
 
 from likepred.errors import ConfigError, MissingDependencyError
+from likepred.tracking.store import store_lock
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ def open_storage(url: str | None):
                           "postgresql://user@host/db) or journal:PATH")
     # several workers on one SQLite file wait for its lock instead of failing at once
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    # a fresh SQLite file gets its tables and alembic stamp on first open, which two processes
+    # doing at once break ("UNIQUE constraint failed: alembic_version"): one at a time
+    with store_lock(url):
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
 
 
 def _job_trial():
