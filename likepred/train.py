@@ -84,9 +84,9 @@ def _log_model(run, cfg, model, pipeline, train_d, val_d, metrics):
     import tempfile
     from pathlib import Path
 
-    from likepred.serving.pyfunc import package, quiet_mlflow
+    from likepred.serving.pyfunc import package, saving
 
-    with tempfile.TemporaryDirectory() as tmp, quiet_mlflow():
+    with tempfile.TemporaryDirectory() as tmp, saving():
         _, kwargs = package(Path(tmp), model, pipeline, train_d, val_d, cfg)
         score = metrics.get(cfg.optimized_metric)
         run.log_model(kwargs, cfg.tracking.get("register"),

@@ -38,6 +38,21 @@ def _stats(likes: np.ndarray) -> dict:
     }
 
 
+def _loo_stats(likes: np.ndarray) -> np.ndarray:
+    """`_stats` of each leave-one-out subset of one user's likes, a row per left-out post."""
+    n = len(likes)
+    keep = ~np.eye(n, dtype=bool)
+    rows = np.broadcast_to(likes, (n, n))[keep].reshape(n, n - 1)
+    logs = np.log(rows)
+    order = np.argsort(rows, axis=1, kind="stable")  # best_constant's weighted median, row by row
+    v = np.take_along_axis(rows, order, axis=1)
+    cum = np.cumsum(1.0 / v, axis=1)
+    best = v[np.arange(n), (cum >= cum[:, -1:] / 2.0).argmax(axis=1)]
+    log_std = logs.std(axis=1, ddof=1) if n > 2 else np.full(n, np.nan)
+    return np.column_stack([np.full(n, n - 1.0), rows.mean(axis=1), np.median(rows, axis=1),
+                            logs.mean(axis=1), log_std, best])
+
+
 def _profile_matrix(frame: pd.DataFrame) -> np.ndarray:
     x = np.log1p(frame[PROFILE].to_numpy(dtype=float))
     return np.column_stack([np.ones(len(x)), x])
@@ -104,11 +119,8 @@ class UserStats:
         cols = list(_stats(np.ones(2)))
         vals = out[cols].to_numpy(dtype=float, copy=True)  # filled in numpy: a pandas write per user took seconds
         for _, ix in self._groups.items():
-            if len(ix) < 2:
-                continue
-            likes = self._likes[ix]
-            for k, i in enumerate(ix):
-                vals[i] = list(_stats(np.delete(likes, k)).values())
+            if len(ix) >= 2:
+                vals[ix] = _loo_stats(self._likes[ix])
         out[cols] = vals
         out["log_std"] = out["log_std"].fillna(self.global_log_std_)
         out["lognormal"] = self._lognormal(out)

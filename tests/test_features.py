@@ -56,6 +56,22 @@ def test_train_rows_get_leave_one_out_history(make_cfg):
     assert x2[rows[1], col] > x[rows[1], col]
 
 
+def test_loo_table_is_each_rows_stats_without_itself():
+    rng = np.random.default_rng(1)  # users of 1, 2, 3 and 9 posts, tied likes included
+    alias = np.repeat(["a", "b", "c", "d"], [1, 2, 3, 9])
+    train = pd.DataFrame({"alias": alias, "likes": rng.integers(5, 40, len(alias)).astype(float),
+                          "followers": 100, "following": 10, "posts_count": 50})
+    stats = UserStats().fit(train)
+    got = stats.loo_table(train)
+    for i in np.flatnonzero(alias != "a"):
+        others = train["likes"].to_numpy()[(alias == alias[i]) & (np.arange(len(alias)) != i)]
+        want = {"n": len(others), "mean": others.mean(), "median": np.median(others),
+                "log_mean": np.log(others).mean(), "best_constant": best_constant(others)}
+        if len(others) > 1:
+            want["log_std"] = np.log(others).std(ddof=1)
+        assert got.iloc[i][list(want)].to_numpy(float) == pytest.approx(list(want.values()), rel=1e-12)
+
+
 def test_hashtag_score_from_ranking_file(make_cfg, tmp_path):
     (tmp_path / "top.txt").write_text("love instagood photooftheday")
     cfg = make_cfg(f"features.extractors.hashtag_score.ranking={tmp_path / 'top.txt'}",

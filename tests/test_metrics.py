@@ -24,3 +24,17 @@ def test_spearman_within_user_averages_users():
     p = [1, 2, 3, 3, 2, 1]
     assert spearman_within_user(y, p, ["a"] * 3 + ["b"] * 3) == pytest.approx(0.0)
     assert math.isnan(spearman_within_user(y, [5] * 6, ["a"] * 3 + ["b"] * 3))
+
+
+def test_spearman_matches_scipy_with_ties_and_constant_users():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(1, 30, 400).astype(float)  # many ties
+    p = y + rng.normal(0, 8, 400).round()
+    users = rng.integers(0, 60, 400)
+    p[users == 5] = 7.0  # a user whose predictions are constant: no rho, not a zero
+    assert all_metrics(y, p, users)["spearman"] == pytest.approx(spearmanr(y, p).statistic, abs=1e-12)
+    rhos = [spearmanr(y[users == u], p[users == u]).statistic for u in np.unique(users)
+            if (users == u).sum() >= 3 and u != 5]
+    assert spearman_within_user(y, p, users) == pytest.approx(np.nanmean(rhos), abs=1e-12)

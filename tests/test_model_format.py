@@ -142,3 +142,22 @@ def test_a_damaged_state_is_one_clear_error(tmp_path):
     (tmp_path / state.ARRAYS).write_bytes((tmp_path / state.ARRAYS).read_bytes()[:30])  # a cut zip
     with pytest.raises(ConfigError, match="not a readable likepred model state"):
         state.load(tmp_path)
+
+
+def test_saving_checks_pins_by_name_and_puts_mlflows_module_map_back():
+    from mlflow.utils import requirements_utils as ru
+
+    from likepred.serving.pyfunc import requirements, saving
+
+    ru._MODULES_TO_PACKAGES = ru._PACKAGES_TO_MODULES = None
+    with saving():
+        # MLflow's check still finds a pin this environment does not meet, without the module scan
+        assert ru._check_requirement_satisfied("numpy==0.0.1").installed_version == np.__version__
+        assert all(ru._check_requirement_satisfied(r) is None for r in requirements(_NoExtras(), None))
+        assert ru._MODULES_TO_PACKAGES == {}
+    assert ru._MODULES_TO_PACKAGES is None  # inference elsewhere in the process maps modules again
+
+
+class _NoExtras:
+    def requirements(self, backend):
+        return []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 
 def mape(y, p):
@@ -23,18 +22,34 @@ def rmse_log(y, p):
     return float(np.sqrt(np.mean((np.log1p(np.maximum(p, 0)) - np.log1p(y)) ** 2)))
 
 
+# Spearman's rho is Pearson's r of average ranks (ties share their mean rank), as scipy's
+# spearmanr computes it; done here with pandas so a run need not import scipy.stats (~0.8 s) and
+# the per-user version is one grouped pass instead of a call per user.
+
+def _pearson_by_group(a: pd.Series, b: pd.Series, groups) -> pd.Series:
+    """Pearson's r of a and b within each group; NaN where either is constant."""
+    da = a - a.groupby(groups).transform("mean")
+    db = b - b.groupby(groups).transform("mean")
+    sums = pd.DataFrame({"ab": da * db, "aa": da * da, "bb": db * db}).groupby(groups).sum()
+    den = np.sqrt(sums["aa"] * sums["bb"])
+    return (sums["ab"] / den).where(den > 0)
+
+
 def spearman(y, p):
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
     if len(y) < 2 or np.ptp(p) == 0 or np.ptp(y) == 0:
         return float("nan")
-    return float(spearmanr(y, p).statistic)
+    ones = np.zeros(len(y))
+    return float(_pearson_by_group(pd.Series(y).rank(), pd.Series(p).rank(), ones).iloc[0])
 
 
 def spearman_within_user(y, p, users, min_posts=3):
     """Mean over users (with >= min_posts rows) of the rank correlation of their posts."""
-    frame = pd.DataFrame({"y": y, "p": p, "u": np.asarray(users)})
-    rhos = [spearman(g["y"].to_numpy(), g["p"].to_numpy()) for _, g in frame.groupby("u") if len(g) >= min_posts]
-    rhos = [r for r in rhos if not np.isnan(r)]
-    return float(np.mean(rhos)) if rhos else float("nan")
+    frame = pd.DataFrame({"y": np.asarray(y, dtype=float), "p": np.asarray(p, dtype=float), "u": np.asarray(users)})
+    frame = frame[frame.groupby("u")["u"].transform("size") >= min_posts]
+    by = frame.groupby("u")
+    rhos = _pearson_by_group(by["y"].rank(), by["p"].rank(), frame["u"]).dropna()
+    return float(rhos.mean()) if len(rhos) else float("nan")
 
 
 def all_metrics(y, p, users) -> dict:

@@ -80,18 +80,29 @@ def package(folder, estimator, pipeline, train: ModelData, val: ModelData, cfg) 
 
 
 @contextmanager
-def quiet_mlflow():
-    """MLflow warns about CloudPickle and a missing input example on every save: neither is
-    actionable here (the signature is explicit; the pickle is MLflow's own wrapper)."""
+def saving():
+    """What MLflow does on every model save that is of no use here, turned off for the save:
+    - its warnings about CloudPickle and a missing input example (the signature is explicit;
+      the pickle is MLflow's own wrapper);
+    - its check of the pinned requirements against this environment, which first maps every
+      installed module to its distribution (~1 s with a few hundred packages): `requirements`
+      read the pins from this same environment. Given an empty map, MLflow reads versions by
+      name; the map is put back after the save, so other MLflow calls in the process still infer."""
+    from mlflow.utils import requirements_utils
+
     quiet = logging.getLogger("mlflow.pyfunc")
-    level = quiet.level
+    level, scanned = quiet.level, requirements_utils._MODULES_TO_PACKAGES
     quiet.setLevel(logging.ERROR)
+    if scanned is None:
+        requirements_utils._MODULES_TO_PACKAGES = {}
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*input example.*")
             yield
     finally:
         quiet.setLevel(level)
+        if scanned is None:
+            requirements_utils._MODULES_TO_PACKAGES = requirements_utils._PACKAGES_TO_MODULES = None
 
 
 def save_pyfunc(path, estimator, pipeline, train: ModelData, val: ModelData, cfg) -> Predictor:
@@ -100,6 +111,6 @@ def save_pyfunc(path, estimator, pipeline, train: ModelData, val: ModelData, cfg
 
     with tempfile.TemporaryDirectory() as tmp:
         predictor, kwargs = package(Path(tmp), estimator, pipeline, train, val, cfg)
-        with quiet_mlflow():
+        with saving():
             mlflow.pyfunc.save_model(str(path), **kwargs)
     return predictor
