@@ -5,9 +5,12 @@ Prints images/s and CPU seconds per image (a steadier figure on a busy machine) 
   keras-tensorflow  Keras 3 on TensorFlow (with --tf-python PY: another venv's python, since
                     TensorFlow pins numpy and ml_dtypes; skipped where it is not installed)
   onnxruntime       the same Keras net converted by likepred.images.runtime
+  onnxruntime-int8  ... quantised to int8 (images.extract_precision=int8, the default), with the
+                    time to quantise it and its features' cosine to fp32 on synthetic pictures
   likepred          the `cnn_features` extractor end to end (synthetic 64x64 JPEGs, read, upscaled,
-                    hashed, extracted, cached: what `python -m likepred model=vgg19_dense` runs)
-and the extractor's speed over the fastest bare runtime (target >= 0.9).
+                    hashed, extracted, cached: what `python -m likepred model=vgg19_dense` runs),
+                    in fp32 and int8
+and the extractor's speed over the fastest bare runtime of its precision (target >= 0.9).
 
     python benchmarks/vgg19.py [--n 64] [--batch-size 32] [--tf-python /tmp/tfvenv/bin/python]
 """
@@ -25,18 +28,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def bare(runtime, n, batch):
-    """Child process: images/s of one runtime's forward passes (after one warm-up batch)."""
+    """Child process: images/s of one runtime's forward passes (after one warm-up batch), CPU s
+    per image, and for int8 the seconds to quantise and the cosine of its features to fp32's."""
     import numpy as np
 
     import keras
 
     base = keras.applications.VGG19(weights=None, include_top=True, input_shape=(224, 224, 3))
     model = keras.Model(base.input, base.get_layer("fc2").output, name="vgg19_fc2")
-    if runtime == "onnxruntime":
-        from likepred.images.runtime import runner
+    extra = {}
+    if runtime.startswith("onnxruntime"):
+        from likepred.images.runtime import calibration_images, runner
 
         fn, got = runner(model, "onnx")
-        assert got == "onnx", got
+        if runtime == "onnxruntime-int8":
+            prep = keras.applications.vgg19.preprocess_input
+            t = time.perf_counter()
+            fn8, got = runner(model, "onnx", "int8", prep(calibration_images(224)))
+            extra["quantise_s"] = time.perf_counter() - t
+            pics = prep(_pictures(16))
+            a, b = np.asarray(fn(pics)), np.asarray(fn8(pics))
+            extra["cosine"] = float(((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min())
+            fn = fn8
+        assert got.startswith("onnx"), got
     else:
         def fn(x):
             return model.predict(x, batch_size=len(x), verbose=0)
@@ -46,10 +60,26 @@ def bare(runtime, n, batch):
     for _ in range(max(1, n // batch)):
         np.asarray(fn(x))
     done = max(1, n // batch) * batch
-    return done / (time.perf_counter() - start), (time.process_time() - cpu) / done
+    return done / (time.perf_counter() - start), (time.process_time() - cpu) / done, extra
 
 
-def through_likepred(n, batch):
+def _pictures(n):
+    """n synthetic 64x64 post pictures (the default data's), upscaled to 224 as the extractor does."""
+    import numpy as np
+    import pandas as pd
+
+    from likepred.images.files import load_image
+    from likepred.synthetic.images import render_images
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        names = [f"p{i:03d}.jpg" for i in range(n)]
+        pd.DataFrame({"filename": names, "visual_class": [i % 8 for i in range(n)]}).to_csv(tmp / "l.csv", index=False)
+        render_images(tmp / "l.csv", tmp / "img", size=64, progress=False)
+        return np.stack([load_image(tmp / "img" / name, 224) for name in names]).astype(np.float32)
+
+
+def through_likepred(n, batch, precision):
     """Child process: the cnn_features extractor on n synthetic 64x64 JPEGs, into an empty cache."""
     import pandas as pd
 
@@ -63,7 +93,8 @@ def through_likepred(n, batch):
             tmp / "latent.csv", index=False)
         render_images(tmp / "latent.csv", tmp / "img", size=64, progress=False)
         posts = pd.DataFrame({"image": names})
-        ex = CnnFeatures(dir=str(tmp / "img"), weights=None, cache_dir=str(tmp / "cache"), batch_size=batch)
+        ex = CnnFeatures(dir=str(tmp / "img"), weights=None, cache_dir=str(tmp / "cache"), batch_size=batch,
+                         precision=precision)
         ex.fit(posts)
         ex.transform(posts.iloc[:batch])  # build + warm up, like the bare runs
         start, cpu = time.perf_counter(), time.process_time()
@@ -72,12 +103,12 @@ def through_likepred(n, batch):
 
 
 def child(args):
-    if args.worker == "likepred":
-        rate, cpu, runtime = through_likepred(args.n, args.batch_size)
+    if args.worker.startswith("likepred"):
+        rate, cpu, runtime = through_likepred(args.n, args.batch_size, args.worker.split("-")[1])
         print(json.dumps({"rate": rate, "cpu": cpu, "runtime": runtime}))
     else:
-        rate, cpu = bare(args.worker, args.n, args.batch_size)
-        print(json.dumps({"rate": rate, "cpu": cpu}))
+        rate, cpu, extra = bare(args.worker, args.n, args.batch_size)
+        print(json.dumps({"rate": rate, "cpu": cpu, **extra}))
 
 
 def run(worker, args, python=None, backend="jax"):
@@ -97,7 +128,8 @@ def main():
     ap.add_argument("--n", type=int, default=64, help="images timed (after one warm-up batch)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--tf-python", default=None, help="a python with tensorflow (another venv)")
-    ap.add_argument("--only", default="keras-jax,keras-tensorflow,onnxruntime", help="runtimes to time")
+    ap.add_argument("--only", default="keras-jax,keras-tensorflow,onnxruntime,onnxruntime-int8",
+                    help="runtimes to time")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -106,7 +138,7 @@ def main():
           f"(load {os.getloadavg()[0]:.1f}: a shared machine gives upper bounds on time)")
     rates = {}
     for name, python, backend in (("keras-jax", None, "jax"), ("keras-tensorflow", args.tf_python, "tensorflow"),
-                                  ("onnxruntime", None, "jax")):
+                                  ("onnxruntime", None, "jax"), ("onnxruntime-int8", None, "jax")):
         if name not in args.only.split(","):
             continue
         if name == "keras-tensorflow" and not args.tf_python:
@@ -115,15 +147,20 @@ def main():
             if importlib.util.find_spec("tensorflow") is None:
                 print(f"  {name:18} skipped: tensorflow not installed (--tf-python PY)")
                 continue
-        got = run(name if name == "onnxruntime" else "keras", args, python, backend)
+        got = run(name if name.startswith("onnxruntime") else "keras", args, python, backend)
         if got:
             rates[name] = got["rate"]
-            print(f"  {name:18} {got['rate']:6.2f} images/s  {got['cpu']:6.3f} CPU s/image", flush=True)
-    got = run("likepred", args)
-    if got and rates:
-        best = max(rates, key=rates.get)
-        print(f"  {'likepred (' + got['runtime'] + ')':18} {got['rate']:6.2f} images/s  {got['cpu']:6.3f} CPU s/image "
-              f"end to end: {got['rate'] / rates[best]:.2f}x the fastest bare runtime ({best}; target >= 0.9)")
+            more = (f"  (quantised in {got['quantise_s']:.0f} s; features' cosine to fp32 >= {got['cosine']:.4f})"
+                    if "cosine" in got else "")
+            print(f"  {name:18} {got['rate']:6.2f} images/s  {got['cpu']:6.3f} CPU s/image{more}", flush=True)
+    for precision in ("fp32", "int8"):
+        peers = {k: v for k, v in rates.items() if k.endswith("-int8") == (precision == "int8")}
+        got = run(f"likepred-{precision}", args)
+        if got and peers:
+            best = max(peers, key=peers.get)
+            print(f"  {'likepred (' + got['runtime'] + ')':18} {got['rate']:6.2f} images/s  {got['cpu']:6.3f} CPU "
+                  f"s/image end to end: {got['rate'] / peers[best]:.2f}x the fastest bare {precision} runtime "
+                  f"({best}; target >= 0.9)", flush=True)
 
 
 if __name__ == "__main__":

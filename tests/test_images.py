@@ -229,20 +229,65 @@ def test_onnx_runtime_matches_keras_and_falls_back(caplog):
     assert runner(net, "keras")[1] == "keras"
 
 
+def _cosines(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_int8_network_is_close_to_fp32_built_once_and_rebuilt_when_damaged(tmp_path, caplog):
+    pytest.importorskip("onnxruntime")
+    import keras
+
+    from likepred.images.runtime import calibration_images, runner
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    net = keras.Sequential([keras.Input((24, 24, 3)), layers.Conv2D(8, 3, padding="same", activation="relu"),
+                            layers.MaxPooling2D(), layers.Conv2D(16, 3, padding="same", activation="relu"),
+                            layers.MaxPooling2D(), layers.Flatten(), layers.Dense(32, activation="relu")], name="tiny")
+    cal = calibration_images(24) - 128.0
+    assert cal.shape == (32, 24, 24, 3) and np.array_equal(cal, calibration_images(24) - 128.0)  # the same every run
+    x = calibration_images(24, n=6, seed=5) - 128.0  # other images than the calibration's
+    fp32 = runner(net, "onnx")[0](x)
+    saved = tmp_path / "tiny.int8.onnx"
+    caplog.set_level(logging.INFO, logger="likepred.images.runtime")
+    fn, name = runner(net, "auto", "int8", cal, saved)
+    assert name == "onnx-int8" and "quantising tiny to int8" in caplog.text and saved.is_file()
+    int8 = fn(x)
+    assert not np.allclose(int8, fp32, rtol=1e-4, atol=1e-4)  # it is quantised...
+    assert _cosines(int8, fp32).min() > 0.99  # ...and close
+    raw = saved.read_bytes()
+    caplog.clear()
+    np.testing.assert_array_equal(runner(net, "auto", "int8", cal, saved)[0](x), int8)  # read back, not rebuilt
+    assert "quantising" not in caplog.text
+    saved.write_bytes(raw[: len(raw) // 2])  # cut short by a crash or a full disk
+    fn, _ = runner(net, "auto", "int8", cal, saved)
+    assert "does not load" in caplog.text and "quantising tiny" in caplog.text
+    np.testing.assert_array_equal(fn(x), int8)  # the recipe is deterministic: the same network again
+    assert saved.read_bytes() == raw
+
+
 @pytest.mark.slow
-def test_cnn_features_same_on_both_runtimes(pictures, tmp_path):
+def test_cnn_features_same_on_both_runtimes_and_int8_close_under_its_own_key(pictures, tmp_path, caplog):
     pytest.importorskip("onnxruntime")
     from likepred.features.images import CnnFeatures
 
     posts = pd.DataFrame({"image": [os.path.basename(p) for p in pictures[:5]]})
-    out = {}
-    for runtime in ("keras", "onnx"):
+    caplog.set_level(logging.INFO, logger="likepred")
+    out, keys = {}, {}
+    for runtime, precision in (("keras", "int8"), ("onnx", "fp32"), ("onnx", "int8")):
         ex = CnnFeatures(dir=os.path.dirname(pictures[0]), weights=None, input_size=32, batch_size=4,
-                         cache_dir=str(tmp_path / runtime), runtime=runtime).fit(posts)
-        out[runtime] = ex.transform(posts).to_numpy()
-        assert ex.runtime_ == runtime
-    assert out["keras"].shape == (5, 4096)
-    np.testing.assert_allclose(out["onnx"], out["keras"], rtol=1e-3, atol=1e-4)
+                         cache_dir=str(tmp_path / f"{runtime}-{precision}"), runtime=runtime,
+                         precision=precision).fit(posts)
+        out[runtime, precision] = ex.transform(posts).to_numpy()
+        keys[runtime, precision] = ex.cache_.key
+        assert ex.runtime_ == ("onnx-int8" if (runtime, precision) == ("onnx", "int8") else runtime)
+    assert "fp32, not int8: images.extract_runtime=keras" in caplog.text
+    assert "pre-processing" not in caplog.text  # onnxruntime's advice, not for this graph
+    assert out["keras", "int8"].shape == (5, 4096)
+    np.testing.assert_allclose(out["onnx", "fp32"], out["keras", "int8"], rtol=1e-3, atol=1e-4)
+    assert keys["onnx", "fp32"] == keys["keras", "int8"] != keys["onnx", "int8"]  # int8 features: a cache of their own
+    assert _cosines(out["onnx", "int8"], out["onnx", "fp32"]).min() > 0.99
+    assert not np.allclose(out["onnx", "int8"], out["onnx", "fp32"], rtol=1e-3, atol=1e-4)
 
 
 # ---------------------------------------------------------------- models

@@ -78,3 +78,16 @@ def test_names_and_bad_class(tmp_path, latent):
         render_images(path, tmp_path / "img", size=SIZE, progress=False)
     with pytest.raises(DataError, match="latent"):
         render_images(tmp_path / "nope.csv", tmp_path / "img", progress=False)
+
+
+def test_drawing_off_a_terminal_logs_one_line_and_no_bar(tmp_path, latent, capsys, caplog):
+    import logging
+
+    from likepred.synthetic.profiles import draw_images
+
+    path, rows = latent
+    caplog.set_level(logging.INFO, logger="likepred.synthetic")
+    out = draw_images(path.parent, size=SIZE)  # pytest's stderr is not a terminal, as in a log file
+    assert len(list(out.iterdir())) == len(rows)
+    assert "synthetic images" not in capsys.readouterr().err  # no tqdm bar in the log
+    assert f"synthetic images: drew {len(rows)} into {out}" in caplog.text

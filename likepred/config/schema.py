@@ -121,6 +121,7 @@ class ImagesConfig:
     cache_dir: Optional[str] = None
     extract_batch_size: int = rng(32, lo=1)
     extract_runtime: str = choice("auto", "onnx", "keras")
+    extract_precision: str = choice("int8", "fp32")
     download: DownloadConfig = field(default_factory=DownloadConfig)
 
 

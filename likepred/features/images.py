@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from likepred.config import rule
-from likepred.errors import ConfigError
+from likepred.errors import ConfigError, LikepredError
 from likepred.features import Extractor, register
 from likepred.images.download import _as_list, _is_missing, _safe_name, name_from_url
 
@@ -98,6 +98,12 @@ NETWORKS = {
 }
 
 
+# Networks and layers the ONNX converter handles (plain conv/pool/dense stacks ending in a
+# vector): known before the network is built, because the cache key says whether its
+# features are int8 and a warm run never builds the network.
+PLAIN = {net: ("flatten", "fc1", "fc2", "predictions") for net in ("vgg16", "vgg19")}
+
+
 def _cache_root(cache_dir) -> Path:
     from likepred.files import cache_root
 
@@ -111,14 +117,17 @@ class CnnFeatures(ImageSource):
     Features are kept in an HDF5 cache keyed by network, layer, weights, input size and the
     image's content hash: a rerun or a sweep extracts nothing twice, and a warm run does not
     even build the network. `weights`: imagenet (Keras downloads them once), null (random,
-    seeded: tests); `weights_path`: a local .h5, wins over `weights`.
+    seeded: tests); `weights_path`: a local .h5, wins over `weights`. `precision="int8"`: on
+    ONNX Runtime, a plain network (PLAIN) runs quantised, ~4x faster on CPUs, under a cache key
+    of its own; elsewhere it runs in fp32, with a log line saying so.
     """
 
     block = "image_features"
     transient = ("model_", "preprocess_", "run_")
 
     def __init__(self, dir=None, network="vgg19", layer=None, input_size=None, weights="imagenet",
-                 weights_path=None, cache_dir=None, batch_size=32, on_missing="error", seed=0, runtime="auto"):
+                 weights_path=None, cache_dir=None, batch_size=32, on_missing="error", seed=0, runtime="auto",
+                 precision="int8"):
         super().__init__(dir)
         if network not in NETWORKS:
             raise ConfigError(f"model.network={network!r} is not known; known: {', '.join(NETWORKS)}")
@@ -133,11 +142,13 @@ class CnnFeatures(ImageSource):
         self.dim = width if self.layer == default_layer else None  # else: known once built
         self.input_size = int(input_size or side)
         self.cache_dir, self.batch_size, self.on_missing, self.seed = cache_dir, int(batch_size), on_missing, seed
-        from likepred.images.runtime import RUNTIMES
+        from likepred.images.runtime import PRECISIONS, RUNTIMES
 
         if runtime not in RUNTIMES:
             raise ConfigError(f"images.extract_runtime={runtime!r}: choose one of {', '.join(RUNTIMES)}")
-        self.runtime = runtime
+        if precision not in PRECISIONS:
+            raise ConfigError(f"images.extract_precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        self.runtime, self.precision = runtime, precision
         self.model_ = self.preprocess_ = self.run_ = self.runtime_ = None
 
     def _weights_id(self) -> str:
@@ -149,17 +160,35 @@ class CnnFeatures(ImageSource):
             return "file-" + content_hash(self.weights_path)[:16]
         return "imagenet" if self.weights == "imagenet" else f"random-seed{self.seed}"
 
+    def _int8(self) -> bool:
+        """Whether this network runs quantised (decided without building it)."""
+        from likepred.images.runtime import available
+
+        if self.precision != "int8":
+            return False
+        why = ("images.extract_runtime=keras" if self.runtime == "keras" else
+               "onnxruntime is not installed" if not available() else
+               f"the ONNX converter does not handle {self.network}.{self.layer}"
+               if self.layer not in PLAIN.get(self.network, ()) else None)
+        if why:
+            log.info("image features: fp32, not int8: %s", why)
+        return why is None
+
     def fit(self, train):
         super().fit(train)
         from likepred.images.cache import FeatureCache, extractor_key
+        from likepred.images.runtime import QUANTISATION
 
+        self.int8_ = self._int8()
         if self.dim is None:
-            self._build()
+            self._net()
         key = extractor_key(f"{self.network}.{self.layer}", self._weights_id(), self.input_size)
-        self.cache_ = FeatureCache(_cache_root(self.cache_dir), key, self.dim)
+        self.cache_ = FeatureCache(_cache_root(self.cache_dir), key + (f"|{QUANTISATION}" if self.int8_ else ""),
+                                   self.dim)
         return self
 
-    def _build(self):
+    def _net(self):
+        """The Keras network up to `layer`, its preprocessing and its output width."""
         import keras
 
         cls, module, *_ = NETWORKS[self.network]
@@ -184,9 +213,22 @@ class CnnFeatures(ImageSource):
         self.model_ = keras.Model(base.input, out, name=f"{self.network}_{self.layer}")
         self.preprocess_ = getattr(keras.applications, module).preprocess_input
         self.dim = int(np.prod(out.shape[1:]))
-        from likepred.images.runtime import runner
 
-        self.run_, self.runtime_ = runner(self.model_, self.runtime)
+    def _build(self):
+        """The network on its runtime, ready to extract."""
+        from likepred.images.runtime import calibration_images, runner
+
+        if self.model_ is None:
+            self._net()
+        if not getattr(self, "int8_", False):  # fp32, or a model packaged before int8 existed
+            self.run_, self.runtime_ = runner(self.model_, self.runtime)
+            return
+        cal = self.preprocess_(calibration_images(self.input_size))
+        saved = self.cache_.file.with_name(self.cache_.file.stem + ".int8.onnx")
+        self.run_, self.runtime_ = runner(self.model_, self.runtime, "int8", cal, saved)
+        if self.runtime_ != "onnx-int8":  # PLAIN promised a network the converter handles
+            raise LikepredError(f"{self.network}.{self.layer} did not convert for int8: "
+                                f"set images.extract_precision=fp32")
 
     def _extract(self, paths):
         from likepred.images.files import load_image
@@ -195,7 +237,7 @@ class CnnFeatures(ImageSource):
             self._build()
         # Keras pads to one batch shape (a new shape would recompile the network); ONNX Runtime
         # takes any batch as it is.
-        n = len(paths) if self.runtime_ == "onnx" else max(len(paths), self.batch_size)
+        n = len(paths) if self.runtime_.startswith("onnx") else max(len(paths), self.batch_size)
         x = np.zeros((n, self.input_size, self.input_size, 3), np.float32)
         for i, p in enumerate(paths):
             x[i] = load_image(p, self.input_size)

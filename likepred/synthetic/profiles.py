@@ -145,10 +145,15 @@ def image_dir(folder, size=None) -> Path:
 
 def draw_images(folder, size=None, seed=0) -> Path:
     """Draw one picture per post (its `visual_class`) into `image_dir`; files there are kept."""
+    import sys
+
     from likepred.synthetic.images import render_images
 
     out = image_dir(folder, size)
-    render_images(Path(folder) / "latent.csv", out, size=int(size or IMAGE_SIZE), seed=seed)
+    drawn = render_images(Path(folder) / "latent.csv", out, size=int(size or IMAGE_SIZE), seed=seed,
+                          progress=sys.stderr.isatty())  # a bar on a terminal, not in a log file
+    if drawn:
+        log.info("synthetic images: drew %d into %s", drawn, out)
     return out
 
 
