@@ -4,7 +4,7 @@ On CPUs, ONNX Runtime runs VGG-style nets (convolutions, pooling, dense layers) 
 Keras on JAX, whose CPU convolutions are slow (`benchmarks/vgg19.py` prints both, and Keras on
 TensorFlow where it is installed). So a plain sequential net is converted once, in memory, to
 an ONNX graph with its weights, and run by onnxruntime. Anything else (branches, batch norm,
-another layer kind), or onnxruntime missing (`pip install -e ".[onnx]"`), runs on Keras, with
+another layer kind), or onnxruntime missing (a core dependency; absent on some platforms), runs on Keras, with
 a log line saying why (`images.extract_runtime=onnx` refuses to).
 
 `precision="int8"` runs that graph quantised (weights per channel, activations per tensor,
@@ -235,7 +235,7 @@ def runner(model, runtime: str = "auto", precision: str = "fp32", calibration=No
     if runtime in ("auto", "onnx"):
         why = None
         if not available():
-            why = "onnxruntime is not installed (pip install -e \".[onnx]\")"
+            why = "onnxruntime is not installed (pip install onnx onnxruntime)"
         else:
             try:
                 # a sweep job's thread cap (OMP_NUM_THREADS, set by likepred.tracking.sweep) holds here too
