@@ -38,19 +38,25 @@ def _stats(likes: np.ndarray) -> dict:
     }
 
 
-def _loo_stats(likes: np.ndarray) -> np.ndarray:
-    """`_stats` of each leave-one-out subset of one user's likes, a row per left-out post."""
+def _loo_stats(likes: np.ndarray, cells: int = 1 << 20) -> np.ndarray:
+    """`_stats` of each leave-one-out subset of one user's likes, a row per left-out post.
+    Up to `cells` likes are laid out at a time, so a user with thousands of posts stays small."""
     n = len(likes)
-    keep = ~np.eye(n, dtype=bool)
-    rows = np.broadcast_to(likes, (n, n))[keep].reshape(n, n - 1)
-    logs = np.log(rows)
-    order = np.argsort(rows, axis=1, kind="stable")  # best_constant's weighted median, row by row
-    v = np.take_along_axis(rows, order, axis=1)
-    cum = np.cumsum(1.0 / v, axis=1)
-    best = v[np.arange(n), (cum >= cum[:, -1:] / 2.0).argmax(axis=1)]
-    log_std = logs.std(axis=1, ddof=1) if n > 2 else np.full(n, np.nan)
-    return np.column_stack([np.full(n, n - 1.0), rows.mean(axis=1), np.median(rows, axis=1),
-                            logs.mean(axis=1), log_std, best])
+    step = max(1, cells // n)
+    out = []
+    for start in range(0, n, step):
+        left = np.arange(start, min(start + step, n))
+        keep = np.ones((len(left), n), dtype=bool)
+        keep[np.arange(len(left)), left] = False
+        rows = np.broadcast_to(likes, keep.shape)[keep].reshape(len(left), n - 1)
+        logs = np.log(rows)
+        v = np.sort(rows, axis=1)  # best_constant's weighted median, row by row
+        cum = np.cumsum(1.0 / v, axis=1)
+        best = v[np.arange(len(left)), (cum >= cum[:, -1:] / 2.0).argmax(axis=1)]
+        log_std = logs.std(axis=1, ddof=1) if n > 2 else np.full(len(left), np.nan)
+        out.append(np.column_stack([np.full(len(left), n - 1.0), rows.mean(axis=1), np.median(rows, axis=1),
+                                    logs.mean(axis=1), log_std, best]))
+    return np.vstack(out)
 
 
 def _profile_matrix(frame: pd.DataFrame) -> np.ndarray:

@@ -70,6 +70,10 @@ def test_loo_table_is_each_rows_stats_without_itself():
         if len(others) > 1:
             want["log_std"] = np.log(others).std(ddof=1)
         assert got.iloc[i][list(want)].to_numpy(float) == pytest.approx(list(want.values()), rel=1e-12)
+    from likepred.userstats import _loo_stats
+
+    many = rng.integers(5, 400, 50).astype(float)  # laid out a few rows at a time: the same table
+    np.testing.assert_array_equal(_loo_stats(many, cells=120), _loo_stats(many))
 
 
 def test_hashtag_score_from_ranking_file(make_cfg, tmp_path):

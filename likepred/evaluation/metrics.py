@@ -39,8 +39,8 @@ def spearman(y, p):
     y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
     if len(y) < 2 or np.ptp(p) == 0 or np.ptp(y) == 0:
         return float("nan")
-    ones = np.zeros(len(y))
-    return float(_pearson_by_group(pd.Series(y).rank(), pd.Series(p).rank(), ones).iloc[0])
+    one_group = np.zeros(len(y))
+    return float(_pearson_by_group(pd.Series(y).rank(), pd.Series(p).rank(), one_group).iloc[0])
 
 
 def spearman_within_user(y, p, users, min_posts=3):

@@ -198,7 +198,6 @@ def _int8_session(model, calibration, saved, threads):
     """A session on the int8 graph: read from `saved` when it is there and loads, else quantised
     now and written there atomically (a damaged file is rebuilt, never trusted)."""
     import onnx
-    import onnxruntime as ort
 
     from likepred.files import write_atomic
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -145,8 +146,6 @@ def image_dir(folder, size=None) -> Path:
 
 def draw_images(folder, size=None, seed=0) -> Path:
     """Draw one picture per post (its `visual_class`) into `image_dir`; files there are kept."""
-    import sys
-
     from likepred.synthetic.images import render_images
 
     out = image_dir(folder, size)
