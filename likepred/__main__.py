@@ -64,7 +64,8 @@ def main():
 # LIKEPRED_HYDRA_HELP=1 (the tests compare both).
 
 def _conf_groups() -> dict:
-    """{group: sorted option names} of the packaged configs and the ConfigStore, as Hydra lists them."""
+    """{group: sorted option names} of the packaged configs, the installed plugins' configs and the
+    ConfigStore, as Hydra lists them."""
     from importlib.resources import files
 
     from hydra.core.config_store import ConfigStore
@@ -86,6 +87,12 @@ def _conf_groups() -> dict:
                 groups.setdefault(prefix[:-1], set()).add(name[:-len(".yaml")] if name.endswith(".yaml") else name)
 
     walk(files("likepred.conf"), "")
+    from likepred.config.search import conf_dir, entry_point_modules
+
+    for module in entry_point_modules():  # installed plugins' conf/ (their search-path plugin adds it)
+        folder = conf_dir(module)
+        if folder is not None:
+            walk(folder, "")
     walk_store(ConfigStore.instance().repo, "")
     return {g: sorted(o) for g, o in groups.items()}
 

@@ -20,6 +20,31 @@ def closest(name, known) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
+def _origin(obj) -> str:
+    """The module that defined `obj` (for a lambda wrapping a builder: the builder's)."""
+    wrapped = getattr(obj, "__wrapped__", None)
+    return getattr(wrapped or obj, "__module__", None) or "?"
+
+
+# Plugin packages (top-level names) whose classes a saved model may name (likepred.serving.state);
+# filled by likepred.plugins as it imports them and from the `likepred.plugins` entry points.
+ENTRY_POINT_GROUP = "likepred.plugins"
+TRUSTED_PLUGINS: set = set()
+
+
+def entry_point_modules() -> list[str]:
+    """The modules the installed `likepred.plugins` entry points name (metadata only, nothing imported)."""
+    from importlib.metadata import entry_points
+
+    return [ep.value.split(":")[0].strip() for ep in entry_points(group=ENTRY_POINT_GROUP)]
+
+
+def trusted_plugin(module: str) -> bool:
+    """Whether `module` belongs to a plugin package: one imported as a plugin or installed with the entry point."""
+    top = module.split(".")[0]
+    return top in TRUSTED_PLUGINS or top in {m.split(".")[0] for m in entry_point_modules()}
+
+
 class Registry:
     """Named components of one kind.
 
@@ -42,6 +67,13 @@ class Registry:
         return deco
 
     def add(self, name: str, obj, schema: type | None = None):
+        """Register `obj` as `name`; a name already taken by another module is refused (a plugin
+        cannot silently replace a built-in, nor two plugins each other). The same module
+        registering again (a reload) replaces its own entry."""
+        old = self._items.get(name)
+        if old is not None and _origin(old) != _origin(obj):
+            raise ConfigError(f"{self.key}={name!r} is registered twice: by {_origin(old)} and by {_origin(obj)}; "
+                              "rename one of them")
         self._items[name] = obj
         if schema is not None:
             self._schemas[name] = schema

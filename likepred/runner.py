@@ -22,6 +22,7 @@ def run_job(cfg: DictConfig):
     (resume). Alone, a LikepredError is one line for people, not a traceback.
     """
     from likepred.config import check
+    from likepred.plugins import load as load_plugins
     from likepred.tracking.run import job_run
     from likepred.tracking.sweep import current_job, prepare_job, reuse_finished, score
     from likepred.tracking.trial import Pruned
@@ -29,6 +30,7 @@ def run_job(cfg: DictConfig):
 
     job = current_job()
     try:
+        load_plugins(cfg)  # the user's models, features, readers: before anything looks them up
         if job is None:
             check(cfg)
         else:

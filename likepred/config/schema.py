@@ -148,6 +148,7 @@ class RootConfig:
     """The run config's top level; `model` is typed by the model's own registered schema."""
 
     seed: int = 0
+    plugins: list[str] = field(default_factory=list)  # modules imported first (likepred.plugins)
     backend: str = choice("jax", "tensorflow", "torch")
     optimized_metric: str = "val_mape"
     sweep: SweepConfig = field(default_factory=SweepConfig)

@@ -58,7 +58,11 @@ def register(name: str, keras: bool = False, schema: type | None = None):
         if keras:
             from likepred.models.keras_estimator import KerasEstimator
 
-            MODELS.add(name, lambda cfg: KerasEstimator(fn, cfg), schema)
+            def build(cfg):
+                return KerasEstimator(fn, cfg)
+
+            build.__wrapped__ = fn  # the builder's module is the registration's origin
+            MODELS.add(name, build, schema)
         else:
             MODELS.add(name, fn, schema)
         return fn

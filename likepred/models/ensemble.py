@@ -13,13 +13,13 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-from importlib import resources
 
 import numpy as np
 from omegaconf import OmegaConf, open_dict
 
 from likepred.config import rule
 from likepred.config.schema import EnsembleConfig, ModelConfig
+from likepred.config.search import config_file
 from likepred.errors import ConfigError
 from likepred.models import MODELS, Estimator, register
 
@@ -33,7 +33,7 @@ def member_config(cfg, name: str):
     if name == "ensemble" or name not in MODELS:
         known = ", ".join(n for n in MODELS.names() if n != "ensemble")
         raise ConfigError(f"model.members: {name!r} is not a model an ensemble can hold; known: {known}")
-    yaml = resources.files("likepred.conf").joinpath("model", f"{name}.yaml")
+    yaml = config_file("model", name, cfg)  # on Hydra's search path: a plugin's model too
     values = OmegaConf.to_container(OmegaConf.create(yaml.read_text(encoding="utf-8")), resolve=True)
     values.pop("defaults", None)  # a member's feature defaults do not apply: the run's features are checked
     extra = (cfg.model.get("overrides") or {}).get(name) or {}

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from likepred.errors import ConfigError
+from likepred.registry import trusted_plugin
 
 FORMAT = "likepred-state/1"
 STATE, ARRAYS = "state.json", "arrays.npz"
@@ -60,7 +61,7 @@ def load(folder):
 
 
 def _own_class(cls) -> bool:
-    return isinstance(cls, type) and (cls.__module__.split(".")[0] == "likepred"
+    return isinstance(cls, type) and (cls.__module__.split(".")[0] == "likepred" or trusted_plugin(cls.__module__)
                                       or (cls.__module__, cls.__qualname__) in FOREIGN)
 
 
@@ -176,13 +177,15 @@ class _Enc:
 
 
 def _resolve(module: str, name: str):
-    """A class or function of likepred's own, by module and qualified name; nothing else."""
+    """A class or function of likepred's own or of a plugin package (one imported as a plugin in
+    this process or installed with the `likepred.plugins` entry point), by module and qualified
+    name; nothing else."""
     parts = [*module.split("."), *name.split(".")]
     if (module, name) in FOREIGN:
         return getattr(importlib.import_module(module), name)
-    if (not (NAME.fullmatch(module) and NAME.fullmatch(name)) or parts[0] != "likepred"
+    if (not (NAME.fullmatch(module) and NAME.fullmatch(name)) or (parts[0] != "likepred" and not trusted_plugin(module))
             or any(p.startswith("__") for p in parts)):
-        raise ValueError(f"refused reference {module}:{name} (only likepred's own classes and functions)")
+        raise ValueError(f"refused reference {module}:{name} (only likepred's own and its plugins' classes and functions)")
     obj = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)
