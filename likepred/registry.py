@@ -58,6 +58,7 @@ class Registry:
         self._items: dict = {}
         self._schemas: dict = {}
         self._loaded = package is None
+        self._loading = False
 
     def register(self, name: str, schema: type | None = None):
         """Decorator: `@REG.register("name", schema=SomeConfig)`."""
@@ -70,6 +71,8 @@ class Registry:
         """Register `obj` as `name`; a name already taken by another module is refused (a plugin
         cannot silently replace a built-in, nor two plugins each other). The same module
         registering again (a reload) replaces its own entry."""
+        if not (self._loaded or self._loading):
+            self._load()  # the built-ins first: a plugin's clash names the plugin second
         old = self._items.get(name)
         if old is not None and _origin(old) != _origin(obj):
             raise ConfigError(f"{self.key}={name!r} is registered twice: by {_origin(old)} and by {_origin(obj)}; "
@@ -79,11 +82,15 @@ class Registry:
             self._schemas[name] = schema
 
     def _load(self):
-        if not self._loaded:
-            pkg = importlib.import_module(self.package)
-            for mod in pkgutil.iter_modules(pkg.__path__):
-                importlib.import_module(f"{self.package}.{mod.name}")
-            self._loaded = True  # only once every module registered (a failed import is retried)
+        if not self._loaded and not self._loading:
+            self._loading = True
+            try:
+                pkg = importlib.import_module(self.package)
+                for mod in pkgutil.iter_modules(pkg.__path__):
+                    importlib.import_module(f"{self.package}.{mod.name}")
+                self._loaded = True  # only once every module registered (a failed import is retried)
+            finally:
+                self._loading = False
 
     def __contains__(self, name) -> bool:
         self._load()
