@@ -24,6 +24,7 @@ def train(cfg: DictConfig) -> dict:
     from likepred.split import make_split
     from likepred.targets import build_target
     from likepred.tracking.keys import run_name
+    from likepred.tracking.lineage import log_datasets
     from likepred.tracking.run import start_run
     from likepred.tracking.trial import trial_reporter
 
@@ -40,6 +41,9 @@ def train(cfg: DictConfig) -> dict:
     tags = {"leaky": str(features.leaky).lower(), "data_source": data.source,
             "dataset_hash": data.fingerprint(), "target": cfg.target.name}
     with start_run(cfg, tags) as run:
+        if run.run_id:  # lineage: which rows it saw (likepred.tracking.lineage)
+            log_datasets({"train": train_d.posts, "validation": val_d.posts, "test": test_d.posts}, cfg.data, data.source,
+                         data.posts)
         model.fit(train_d, val_d, on_epoch=trial_reporter(run.log_epoch))  # Optuna trials: pruning
         metrics = {}
         if len(val_d):  # selection metrics: before calibration, which is fitted on these rows

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from likepred.preflight import check_artifact_root
 from likepred.tracking.alive import process_tags
+from likepred.tracking.lineage import code_tags
 from likepred.tracking.keys import config_hash, flat_params, run_name
 from likepred.tracking.store import ensure_experiment, prepare_uri
 
@@ -94,7 +95,7 @@ def start_run(cfg, tags: dict):
         active = joined
     else:
         active = mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking), run_name=run_name(cfg),
-                                  tags=tags | process_tags())
+                                  tags=tags | process_tags() | code_tags())
         mlflow.log_params(flat_params(cfg))
     run = Run(active.info.run_id)
     try:
@@ -135,7 +136,8 @@ def job_run(cfg, job=None):
     exp_id = parent.get("experiment_id") or ensure_experiment(cfg.tracking)
     mlflow.set_tracking_uri(prepare_uri(cfg.tracking.uri))
     check_artifact_root(cfg.tracking, exp_id)  # a read-only one is found now, not after training
-    tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job)), **process_tags()}
+    tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job)), **process_tags(),
+            **code_tags()}
     if job is not None:
         tags.update({"job": " ".join(job.swept), "job_num": str(job.num), "threads_per_job": str(job.threads)})
     if parent.get("parent_run_id"):

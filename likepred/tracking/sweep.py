@@ -21,6 +21,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from likepred.tracking.alive import process_tags
+from likepred.tracking.lineage import code_tags, data_changed
 from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE, config_hash
 from likepred.tracking.store import ensure_experiment
 
@@ -145,7 +146,7 @@ def start_sweep(config):
     run = client.create_run(exp_id, run_name=sweep_name(overrides), tags={
         "likepred.tracking.sweep": "true", "overrides": " ".join(overrides), "sweep_dir": str(sweep_dir),
         "sweeper": str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1],
-        "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1], **process_tags()})
+        "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1], **process_tags(), **code_tags()})
     info = {"parent_run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": tcfg.uri,
             "overrides": overrides, "optimized_metric": config.get("optimized_metric")}
     write_atomic(sweep_dir / SWEEP_FILE, json.dumps(info, indent=1))
@@ -215,12 +216,18 @@ def finished_run(cfg, chash: str, exp_id=None):
 
 
 def reuse_finished(cfg, job: Job):
-    """Resume: if this job already FINISHED with the same config, record it on the parent and
-    return (True, its optimised metric); else (False, None). sweep.rerun=true disables it."""
+    """Resume: if this job already FINISHED with the same config and the same data (digest of every
+    post read: likepred.tracking.lineage), record it on the parent and return (True, its optimised
+    metric); else (False, None). sweep.rerun=true disables it."""
     if not cfg.tracking.enabled or cfg.get("sweep", {}).get("rerun", False):
         return False, None
     run = finished_run(cfg, config_hash(cfg), job.parent.get("experiment_id"))
     if run is None:
+        return False, None
+    changed = data_changed(run, cfg.data)
+    if changed:
+        print(f"likepred: job #{job.num} {' '.join(job.swept)}: FINISHED as run {run.info.run_id}, but {changed}; "
+              "running it again", flush=True)
         return False, None
     if job.parent.get("parent_run_id"):
         from mlflow.tracking import MlflowClient
