@@ -14,13 +14,15 @@ def train(cfg: DictConfig) -> dict:
     from likepred.backend import use_backend
     from likepred.data import load_dataset
     from likepred.evaluation import BASELINES, evaluate
+    from likepred.evaluation.importance import permutation_importance, write_importance
     from likepred.evaluation.metrics import mape
     from likepred.evaluation.plots import predicted_vs_actual
     from likepred.evaluation.summary import format_summary
     from likepred.features import FeatureContext, build_features
     from likepred.images.grid import error_grid
     from likepred.models import build_model
-    from likepred.pipeline import Pipeline
+    from likepred.pipeline import ModelData, Pipeline
+    from likepred.serving.predictor import feature_groups
     from likepred.split import make_split
     from likepred.targets import build_target
     from likepred.tracking.keys import run_name
@@ -54,6 +56,11 @@ def train(cfg: DictConfig) -> dict:
                 log.info("calibrated on val rows: predictions x %.3f", scale)
                 metrics["val_mape_calibrated"] = mape(val_d.posts["likes"].to_numpy(float), val_pred * scale)
                 metrics["calibration_scale"] = scale
+            if run.run_id and cfg.evaluate.importance_repeats:  # what drives the predictions on these rows
+                imp = permutation_importance(lambda x: pipeline.predict_likes(model, ModelData(x, val_d.y, val_d.posts), False),
+                                             val_d.inputs, val_d.posts["likes"], feature_groups(pipeline.names),
+                                             cfg.evaluate.importance_repeats, cfg.seed)
+                run.log_files(lambda d: write_importance(imp, d), "features")
         preds = {"model": pipeline.predict_likes(model, test_d)}
         for name in BASELINES:  # the same registry, fitted on the same train rows
             baseline = build_model(cfg, name)

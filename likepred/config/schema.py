@@ -141,6 +141,7 @@ class StudyConfig:
 class EvaluateConfig:
     mature_days: float = rng(7.0, lo=0)
     calibrate: bool = True
+    importance_repeats: int = rng(5, lo=0)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import subprocess
+import warnings
 from pathlib import Path
 
 log = logging.getLogger("likepred")
@@ -53,7 +54,9 @@ def log_datasets(frames: dict, data_cfg, name: str, all_posts) -> None:
     for context, posts in frames.items():
         flat = posts.reset_index(drop=True)
         flat = flat.assign(**{c: flat[c].astype(str) for c in flat.columns if flat[c].dtype == object})
-        ds = mlflow.data.from_pandas(flat, source=source, name=f"{name}-{context}", digest=digest(posts, data_cfg))
+        with warnings.catch_warnings():  # "the source can be interpreted in multiple ways", integer-column hints
+            warnings.simplefilter("ignore", UserWarning)
+            ds = mlflow.data.from_pandas(flat, source=source, name=f"{name}-{context}", digest=digest(posts, data_cfg))
         mlflow.log_input(ds, context=context)
     mlflow.set_tag(DIGEST_TAG, digest(all_posts, data_cfg))
 
