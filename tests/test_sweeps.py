@@ -56,6 +56,12 @@ def summary(client, parent, tmp_path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
+def mlflow_client(uri):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(uri)
+
+
 def sweep_parents(client, experiment):
     exp = client.get_experiment_by_name(experiment)
     return client.search_runs([exp.experiment_id], filter_string="tags.`likepred.tracking.sweep` = 'true'")
@@ -228,6 +234,11 @@ def test_optuna_search_records_failed_trials_and_tags_the_best(tmp_path, cache_d
     assert parent.data.tags["best_run_id"] == best.info.run_id
     results = (sweep_dir / "optimization_results.yaml").read_text()
     assert f"best_value: {best.data.metrics['val_mape']}"[:20] in results
+    # Optuna's own figures on the parent: the history always, parameter importance from 2 finished trials
+    client = mlflow_client(uri)
+    plots = {f.path for f in client.list_artifacts(parent.info.run_id, "optuna")}
+    assert plots == {"optuna/optimization_history.png"} | (
+        {"optuna/param_importances.png"} if len(finished) >= 2 else set())
     assert len({c.data.params["optimizer.lr"] for c in children}) == 3
 
 

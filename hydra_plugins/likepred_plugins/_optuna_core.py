@@ -193,6 +193,7 @@ def sweep(sweeper, arguments):
                 raise RuntimeError(f"Optuna trials {failures} failed: more than hydra.sweeper.max_failure_rate="
                                    f"{s['max_failure_rate']} of the batch")
     write_results(study, Path(str(sweeper.config.hydra.sweep.dir)))
+    log_study_plots(study, Path(str(sweeper.config.hydra.sweep.dir)))
 
 
 def tell(study, storage, trial, ret) -> bool:
@@ -229,3 +230,45 @@ def write_results(study, sweep_dir):
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
     log.info("Best trial: %s", results)
+
+
+def log_study_plots(study, sweep_dir):
+    """Optuna's own matplotlib figures of the study, logged to the sweep's parent run under
+    `optuna/`: optimization_history.png and, with 2+ finished trials, param_importances.png (which
+    parameters explain the objective; fANOVA). Nothing without a tracked parent run."""
+    import json
+    import tempfile
+    import warnings
+
+    from likepred.tracking.keys import SWEEP_FILE
+
+    info_path = sweep_dir / SWEEP_FILE
+    if not info_path.exists() or len(study.directions) > 1:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mlflow.tracking import MlflowClient
+    from optuna.visualization import matplotlib as ovm
+
+    info = json.loads(info_path.read_text())
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    plots = {"optimization_history.png": ovm.plot_optimization_history}
+    if len(done) >= 2 and len({k for t in done for k in t.params}) >= 1:
+        plots["param_importances.png"] = ovm.plot_param_importances
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, plot in plots.items():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # ExperimentalWarning: the matplotlib backend is "experimental"
+                    ax = plot(study)
+                fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+                fig.set_size_inches(7, 4)
+                fig.tight_layout()
+                fig.savefig(Path(tmp) / name, dpi=100)
+                plt.close(fig)
+            except (ValueError, RuntimeError, ImportError) as e:  # e.g. one value for every trial: no importance
+                log.warning("Optuna %s not drawn: %s", name, e)
+        if any(Path(tmp).iterdir()):
+            MlflowClient(info["tracking_uri"]).log_artifacts(info["parent_run_id"], tmp, "optuna")
