@@ -57,7 +57,7 @@ def log_datasets(frames: dict, data_cfg, name: str, all_posts) -> None:
         with warnings.catch_warnings():  # "the source can be interpreted in multiple ways", integer-column hints
             warnings.simplefilter("ignore", UserWarning)
             ds = mlflow.data.from_pandas(flat, source=source, name=f"{name}-{context}", digest=digest(posts, data_cfg))
-        mlflow.log_input(ds, context=context)
+            mlflow.log_input(ds, context=context)
     mlflow.set_tag(DIGEST_TAG, digest(all_posts, data_cfg))
 
 
