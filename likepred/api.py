@@ -108,13 +108,15 @@ def runs(experiment: str | None = None, filter: str | None = None,  # noqa: A002
     return mlflow.search_runs(experiment_names=[name], filter_string=filter or "", output_format="pandas")
 
 
-def load(run_or_model_uri: str, tracking_uri: str | None = None, trust_pickle: bool = False) -> Predictor:
+def load(run_or_model_uri: str, tracking_uri: str | None = None, trust_pickle: bool = False,
+         plugins: Sequence[str] = ()) -> Predictor:
     """The fitted predictor of a run id, `runs:/ID/model`, `models:/NAME/VERSION` or a model folder
-    (as `likepred-predict --model`). The installed plugins are imported first, so a model that uses
-    a plugin's classes loads (without pickle, when the plugin's estimator has save/load)."""
+    (as `likepred-predict --model`). The installed plugins (entry points) and `plugins` (modules, as
+    the run's `plugins` key) are imported first, so a model that uses a plugin's classes loads
+    (without pickle, when the plugin's estimator has save/load)."""
     from likepred.plugins import load as load_plugins
     from likepred.serving.predict import load_model
 
-    load_plugins()
+    load_plugins({"plugins": list(plugins)})
     uri = f"runs:/{run_or_model_uri}/model" if RUN_ID.fullmatch(run_or_model_uri) else run_or_model_uri
     return load_model(uri, tracking_uri, trust_pickle)
