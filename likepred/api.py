@@ -104,7 +104,8 @@ def runs(experiment: str | None = None, filter: str | None = None,  # noqa: A002
     name = experiment or "likepred"
     if mlflow.get_experiment_by_name(name) is None:
         known = [e.name for e in mlflow.search_experiments()]
-        raise ConfigError(f"experiment={name!r}: not in {uri}{closest(name, known)}; known: {', '.join(known) or 'none'}")
+        raise ConfigError(f"experiment={name!r}: not in {uri}{closest(name, known)}; "
+                          f"known: {', '.join(known) or 'none'}")
     return mlflow.search_runs(experiment_names=[name], filter_string=filter or "", output_format="pandas")
 
 

@@ -57,8 +57,9 @@ def train(cfg: DictConfig) -> dict:
                 metrics["val_mape_calibrated"] = mape(val_d.posts["likes"].to_numpy(float), val_pred * scale)
                 metrics["calibration_scale"] = scale
             if run.run_id and cfg.evaluate.importance_repeats:  # what drives the predictions on these rows
-                imp = permutation_importance(lambda x: pipeline.predict_likes(model, ModelData(x, val_d.y, val_d.posts), False),
-                                             val_d.inputs, val_d.posts["likes"], feature_groups(pipeline.names),
+                def shuffled(x):
+                    return pipeline.predict_likes(model, ModelData(x, val_d.y, val_d.posts), calibrated=False)
+                imp = permutation_importance(shuffled, val_d.inputs, val_d.posts["likes"], feature_groups(pipeline.names),
                                              cfg.evaluate.importance_repeats, cfg.seed)
                 run.log_files(lambda d: write_importance(imp, d), "features")
         preds = {"model": pipeline.predict_likes(model, test_d)}

@@ -41,3 +41,17 @@ def test_run_then_runs_and_load(tmp_path, cache_dir):
     loaded = api.load(second.run_id, tracking_uri=uri)
     np.testing.assert_allclose(loaded.predict_likes(posts), second.predictor.predict_likes(posts))
     assert (loaded.predict_likes(posts) > 0).all()
+
+    # the run's permutation importance names the features as --explain does
+    import mlflow
+    import pandas as pd
+
+    from likepred.serving.predictor import feature_groups
+
+    path = mlflow.artifacts.download_artifacts(run_id=second.run_id, tracking_uri=uri,
+                                               artifact_path="features/permutation_importance.csv")
+    imp = pd.read_csv(path)
+    assert set(imp["feature"]) == {label for label, _ in feature_groups(loaded.pipeline.names)}
+    assert "weekday" in set(imp["feature"]) and (imp["repeats"] == 5).all() and (imp["mape_increase_sd"] >= 0).all()
+    explained = {c[0] for e in loaded.explain(posts) for c in e["contributions"]}
+    assert explained <= set(imp["feature"])

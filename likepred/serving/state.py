@@ -185,7 +185,8 @@ def _resolve(module: str, name: str):
         return getattr(importlib.import_module(module), name)
     if (not (NAME.fullmatch(module) and NAME.fullmatch(name)) or (parts[0] != "likepred" and not trusted_plugin(module))
             or any(p.startswith("__") for p in parts)):
-        raise ValueError(f"refused reference {module}:{name} (only likepred's own and its plugins' classes and functions)")
+        raise ValueError(f"refused reference {module}:{name} "
+                         "(only likepred's own and its plugins' classes and functions)")
     obj = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)

@@ -20,7 +20,10 @@ DIGEST_TAG = "data_digest"
 def _settings(data_cfg) -> str:
     from omegaconf import DictConfig, OmegaConf
 
-    values = OmegaConf.to_container(data_cfg, resolve=True) if isinstance(data_cfg, DictConfig) else dict(data_cfg or {})
+    if isinstance(data_cfg, DictConfig):
+        values = OmegaConf.to_container(data_cfg, resolve=True)
+    else:
+        values = dict(data_cfg or {})
     return json.dumps(values, sort_keys=True, default=str)
 
 
