@@ -248,7 +248,8 @@ def test_approach5_logs_reconstruction_scores_and_montage(make_cfg, tmp_path, ca
         assert k in m, k
     assert m["test_label_clusters_bce"] > 0
     assert [a.path for a in client.list_artifacts(run.info.run_id, "features")] == [
-        "features/label_clusters_montage.png"]
+        "features/label_clusters_montage.png", "features/permutation_importance.csv",
+        "features/permutation_importance.png"]
 
 
 # ------------------------------------------------------------------ the annotate command
