@@ -90,6 +90,12 @@ def test_help_lists_the_installed_plugins_options(plugin_site, tmp_path):
     features_line = next(line for line in proc.stdout.splitlines() if line.startswith("features: "))
     assert "demo_mean" in model_line.split() or "demo_mean," in model_line.split()
     assert "demo_caption," in features_line.split() or "demo_caption" in features_line.split()
+    code = ("import sys, runpy; sys.argv=['likepred','--help']\n"
+            "try:\n    runpy.run_module('likepred', run_name='__main__')\nexcept SystemExit: pass\n"
+            "assert 'likepred_plugin_demo' not in sys.modules, 'the plugin was imported for --help'\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env_with(plugin_site),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "demo_mean" in proc.stdout, proc.stderr[-2000:]
 
 
 @pytest.mark.slow

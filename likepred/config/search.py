@@ -23,12 +23,16 @@ def configured(cfg=None) -> list[str]:
 
 def conf_dir(module: str) -> Path | None:
     """The `conf/` folder of a plugin module's top-level package, if it has one (nothing imported)."""
-    top = module.split(".")[0]
+    from importlib.util import find_spec
+
     try:
-        folder = resources.files(top).joinpath("conf")
-    except (ModuleNotFoundError, TypeError):
+        spec = find_spec(module.split(".")[0])  # a top-level name: found, not imported
+    except (ImportError, ValueError):
         return None
-    return Path(str(folder)) if folder.is_dir() else None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "conf").is_dir():
+            return Path(location) / "conf"
+    return None
 
 
 def entry_point_search_path() -> list[str]:
