@@ -56,7 +56,8 @@ def train(cfg: DictConfig) -> dict:
                 log.info("calibrated on val rows: predictions x %.3f", scale)
                 metrics["val_mape_calibrated"] = mape(val_d.posts["likes"].to_numpy(float), val_pred * scale)
                 metrics["calibration_scale"] = scale
-            if run.run_id and cfg.evaluate.importance_repeats:  # what drives the predictions on these rows
+            # what drives the predictions on these rows (not for models reading image files: each shuffle re-reads them)
+            if run.run_id and cfg.evaluate.importance_repeats and not any(e.paths for e in features.extractors):
                 def shuffled(x):
                     return pipeline.predict_likes(model, ModelData(x, val_d.y, val_d.posts), calibrated=False)
                 imp = permutation_importance(shuffled, val_d.inputs, val_d.posts["likes"], feature_groups(pipeline.names),
