@@ -23,7 +23,8 @@ def train(cfg: DictConfig) -> dict:
     from likepred.pipeline import Pipeline
     from likepred.split import make_split
     from likepred.targets import build_target
-    from likepred.tracking.keys import run_name
+    from likepred.tracking.keys import DATASET_HASH, run_name
+    from likepred.serving.locate import store_source
     from likepred.tracking.run import start_run
     from likepred.tracking.trial import trial_reporter
 
@@ -38,7 +39,7 @@ def train(cfg: DictConfig) -> dict:
     model = build_model(cfg)
 
     tags = {"leaky": str(features.leaky).lower(), "data_source": data.source,
-            "dataset_hash": data.fingerprint(), "target": cfg.target.name}
+            DATASET_HASH: data.fingerprint(), "target": cfg.target.name}
     with start_run(cfg, tags) as run:
         model.fit(train_d, val_d, on_epoch=trial_reporter(run.log_epoch))  # Optuna trials: pruning
         metrics = {}
@@ -66,8 +67,10 @@ def train(cfg: DictConfig) -> dict:
             run.log_files(grid, "features")
         if run.run_id and cfg.tracking.log_model:
             _log_model(run, cfg, model, pipeline, train_d, val_d, metrics)
-    title = f"likepred {run_name(cfg)} on {data.source} data" + (" [LEAKY: study reproduction]" if features.leaky else "")
+    title = f"likepred {run_name(cfg)}" + (" [LEAKY: study reproduction]" if features.leaky else "")
     print(format_summary(title, metrics, split.sizes(), run.run_id, cfg.tracking.uri), flush=True)
+    if run.run_id:
+        print(f"  (the store: {store_source(cfg.tracking.uri)})", flush=True)
     return metrics
 
 

@@ -45,7 +45,7 @@ def test_full_run_logged_to_mlflow(tmp_path, cache_dir, store):
     client, found = runs(uri, tmp_path.name)
     assert len(found) == 1
     run = found[0]
-    assert run.info.status == "FINISHED" and run.info.run_name == "dense_meta-metadata_history-mape-chrono"
+    assert run.info.status == "FINISHED" and run.info.run_name == "dense_meta-metadata_history-mape-chrono on synthetic"
     for m in ("test_mape", "test_mdape", "test_mae", "test_rmse_log", "test_spearman", "test_mape_mature",
               "baseline_user_mean_mape", "baseline_best_constant_mape", "mape_vs_baseline", "val_mape"):
         assert m in run.data.metrics, m
@@ -65,8 +65,8 @@ def test_two_job_multirun(tmp_path, cache_dir, store):
     _, found = runs(uri, tmp_path.name)
     children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
     parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
-    assert sorted(r.info.run_name for r in children) == ["gbm-metadata_history-mape-chrono",
-                                                         "user_median-metadata_history-mape-chrono"]
+    assert sorted(r.info.run_name for r in children) == ["gbm-metadata_history-mape-chrono on synthetic",
+                                                         "user_median-metadata_history-mape-chrono on synthetic"]
     assert len(parents) == 1 and {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert all(r.info.status == "FINISHED" for r in found)
 

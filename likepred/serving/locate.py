@@ -2,7 +2,8 @@
 
 A local SQLite store is read directly (read-only: a mistyped store is refused, never created):
 `runs:/RUN_ID/model` is the run's logged model (or its `model` artifact folder, as older runs
-logged it), `models:/NAME/VERSION` and `models:/NAME@ALIAS` a registered version's source.
+logged it), `models:/NAME/VERSION`, `models:/NAME/latest` (the highest version, as MLflow
+resolves it) and `models:/NAME@ALIAS` a registered version's source.
 Importing mlflow costs several seconds in a fresh process, longer than the prediction. Anything
 else (a server, remote artifacts, a store layout this reader does not know) goes through mlflow.
 """
@@ -16,6 +17,27 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from likepred.errors import ConfigError
+
+
+STORE_ENV = "MLFLOW_TRACKING_URI"
+
+
+def default_store() -> str:
+    """The store when none is named: $MLFLOW_TRACKING_URI, else the local SQLite file. The one
+    rule of every likepred tool (conf/tracking/local.yaml spells it for Hydra: tracking.uri when
+    given, else the variable, else the file)."""
+    from likepred.config.schema import DEFAULT_URI
+
+    return os.environ.get(STORE_ENV) or DEFAULT_URI
+
+
+def store_source(uri: str) -> str:
+    """Where the store `uri` came from, for people: the variable, the default, or tracking.uri."""
+    from likepred.config.schema import DEFAULT_URI
+
+    if os.environ.get(STORE_ENV) and uri == os.environ[STORE_ENV]:
+        return f"${STORE_ENV}"
+    return "the default local store" if uri == DEFAULT_URI else "tracking.uri"
 
 
 class _Fallback(Exception):
@@ -99,8 +121,14 @@ def _resolve(db, uri: str) -> Path:
             raise ConfigError(f"--model {uri}: no alias {alias!r} of a registered model {name!r}")
     else:
         name, _, version = rest.rpartition("/")
+        if name and version.lower() == "latest":  # as MLflow: the highest version, whatever its stage
+            version = _one(db, "SELECT MAX(version) FROM model_versions WHERE name = ? "
+                               "AND current_stage != 'Deleted_Internal'", (name,))
+            if version is None:
+                raise ConfigError(f"--model {uri}: no version of a registered model {name!r} in the store")
+            version = str(version)
         if not name or not version.isdigit():
-            raise _Fallback(uri)  # models:/NAME/latest, stages: mlflow knows
+            raise _Fallback(uri)  # stages (models:/NAME/Production): mlflow knows
     row = db.execute("SELECT source, storage_location FROM model_versions WHERE name = ? AND version = ?",
                      (name, int(version))).fetchone()
     if row is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from likepred.preflight import check_artifact_root
 from likepred.tracking.alive import process_tags
-from likepred.tracking.keys import config_hash, flat_params, run_name
+from likepred.tracking.keys import CONFIG_HASH, JOB, JOB_NUM, OVERRIDES, THREADS, config_hash, flat_params, run_name
 from likepred.tracking.store import ensure_experiment, prepare_uri
 
 log = logging.getLogger(__name__)
@@ -135,9 +135,9 @@ def job_run(cfg, job=None):
     exp_id = parent.get("experiment_id") or ensure_experiment(cfg.tracking)
     mlflow.set_tracking_uri(prepare_uri(cfg.tracking.uri))
     check_artifact_root(cfg.tracking, exp_id)  # a read-only one is found now, not after training
-    tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job)), **process_tags()}
+    tags = {CONFIG_HASH: config_hash(cfg), OVERRIDES: " ".join(_task_overrides(job)), **process_tags()}
     if job is not None:
-        tags.update({"job": " ".join(job.swept), "job_num": str(job.num), "threads_per_job": str(job.threads)})
+        tags.update({JOB: " ".join(job.swept), JOB_NUM: str(job.num), THREADS: str(job.threads)})
     if parent.get("parent_run_id"):
         tags["mlflow.parentRunId"] = parent["parent_run_id"]
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SQLITE = "sqlite:///"
+LOCAL_ARTIFACTS = "mlruns/artifacts"  # conf/tracking/local.yaml's: a server named by $MLFLOW_TRACKING_URI keeps its own
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -57,7 +58,8 @@ def ensure_experiment(tcfg) -> str:
         exp = mlflow.get_experiment_by_name(tcfg.experiment)  # the first call creates the store
         if exp is None:
             location = None
-            if tcfg.get("artifact_root"):
+            if tcfg.get("artifact_root") and not (tcfg.uri.startswith(("http://", "https://"))
+                                                  and tcfg.artifact_root == LOCAL_ARTIFACTS):
                 root = tcfg.artifact_root
                 location = root if "://" in root else Path(root).resolve().as_uri()
             from likepred.tracking.view import experiment_tags  # the UI opens it on its runs, scores as columns

@@ -1,0 +1,100 @@
+"""MLflow as its users know it: the store named by MLFLOW_TRACKING_URI, runs told apart by their
+names, bookkeeping under `likepred.`, a sweep's champion alias, `models:/NAME/latest`, `likepred
+report` with no argument, and a model served by MLflow's own scoring server."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT
+
+TINY = ["data.n_users=30", "data.min_posts=10", "data.max_posts=15", "trainer.epochs=1", "trainer.verbose=0"]
+POST = {"alias": "someone_new", "numberFollowers": 900, "numberFollowing": 120, "numberPosts": 40,
+        "date": "2017-06-03T18:00:00", "caption": "sun #beach", "tags": ["beach"], "mentions": []}
+
+
+def py(args, cwd, env, timeout=600):
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_store_and_run_names_without_mlflow():
+    """Run names carry the data; old runs' bare bookkeeping tags are still read."""
+    from omegaconf import OmegaConf
+
+    from likepred.tracking.keys import CONFIG_HASH, JOB_NUM, data_name, tag
+
+    assert data_name(OmegaConf.create({"source": "synthetic", "path": None})) == "synthetic"
+    assert data_name(OmegaConf.create({"source": "profiles", "path": "/data/instagram-profiles/"})) == "instagram-profiles"
+    assert data_name(OmegaConf.create({"source": "study_csv", "path": "x/study.csv"})) == "study_csv:study.csv"
+    assert tag({"config_hash": "abc"}, CONFIG_HASH) == "abc"  # logged before the prefix
+    assert tag({CONFIG_HASH: "new", "config_hash": "old"}, CONFIG_HASH) == "new"
+    assert tag({}, JOB_NUM, "-1") == "-1"
+
+
+@pytest.mark.slow
+def test_sweep_in_the_environments_store_sets_the_champion(tmp_path, cache_dir):
+    """MLFLOW_TRACKING_URI picks the store of a grid sweep with tracking.register; the best job's
+    version gets @champion; predict follows models:/NAME@champion and models:/NAME/latest;
+    `likepred report` with no argument shows this sweep."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/env-store/mlflow.db"
+    env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir), PYTHONUNBUFFERED="1", MLFLOW_TRACKING_URI=uri)
+    proc = py(["-m", "likepred", "--multirun", "model=user_median,gbm", *TINY,
+               "tracking.register=lp_test", f"tracking.artifact_root={tmp_path}/artifacts",
+               f"hydra.sweep.dir={tmp_path}/multi"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "mlruns").exists()  # nothing in the default local store
+    assert "(the store: $MLFLOW_TRACKING_URI)" in proc.stdout
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("likepred")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("likepred.tracking.sweep") == "true")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["gbm-metadata_history-mape-chrono on synthetic",
+                                                         "user_median-metadata_history-mape-chrono on synthetic"]
+    for r in children:  # bookkeeping under likepred., what users compare by left bare
+        assert {"likepred.config_hash", "likepred.job", "likepred.job_num", "likepred.dataset_hash"} <= set(r.data.tags)
+        assert not {"config_hash", "job", "job_num", "overrides", "dataset_hash"} & set(r.data.tags)
+        assert r.data.tags["data_source"] == "synthetic"
+    assert parent.data.tags["likepred.optimized_metric"] == "val_mape"
+
+    # the alias: on the version the best job (lowest val_mape) registered
+    best = min(children, key=lambda r: r.data.metrics["val_mape"])
+    champion = client.get_model_version_by_alias("lp_test", "champion")
+    assert champion.run_id == best.info.run_id == parent.data.tags["best_run_id"]
+    assert f"models:/lp_test@champion is version {champion.version}" in proc.stdout
+    latest = max(int(v.version) for v in client.search_model_versions("name = 'lp_test'"))
+    assert latest == 2
+
+    posts = tmp_path / "post.json"
+    posts.write_text(json.dumps(POST))
+    outs = {}
+    for model in ("models:/lp_test@champion", "models:/lp_test/latest", f"models:/lp_test/{champion.version}",
+                  "models:/lp_test/2"):
+        out = py(["-m", "likepred.predict", "--model", model, str(posts)], tmp_path, env, timeout=300)
+        assert out.returncode == 0, (model, out.stderr[-2000:])
+        outs[model] = out.stdout
+    assert outs["models:/lp_test@champion"] == outs[f"models:/lp_test/{champion.version}"]
+    assert outs["models:/lp_test/latest"] == outs["models:/lp_test/2"]  # as MLflow resolves it
+
+    # `likepred report` with no argument: the sweep started last in the environment's store
+    rep = py(["-m", "likepred.cli", "report"], tmp_path, env)
+    assert rep.returncode == 0, rep.stderr
+    assert f"Sweep {parent.info.run_id} (store {uri})" in rep.stdout and "model=gbm" in rep.stdout
+    assert not re.search(r"\d\.\d{5,}", rep.stdout)  # metrics for people: never a float's 16 digits
+
+def test_report_with_no_sweep_in_the_store_is_one_line(tmp_path):
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/none/mlflow.db")
+    rep = py(["-m", "likepred.cli", "report"], tmp_path, env)
+    assert rep.returncode == 2 and rep.stdout == ""
+    assert rep.stderr.count("\n") == 1 and "likepred report: error: no store sqlite:///" in rep.stderr
