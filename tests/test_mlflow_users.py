@@ -98,3 +98,82 @@ def test_report_with_no_sweep_in_the_store_is_one_line(tmp_path):
     rep = py(["-m", "likepred.cli", "report"], tmp_path, env)
     assert rep.returncode == 2 and rep.stdout == ""
     assert rep.stderr.count("\n") == 1 and "likepred report: error: no store sqlite:///" in rep.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.mark.slow
+def test_mlflow_scoring_server_turns_a_bad_field_into_invalid_parameter_value(tmp_path, make_cfg, capsys, monkeypatch):
+    """`mlflow models serve --env-manager local` and `mlflow.pyfunc.load_model(...).predict`: a
+    good record is predicted, a bad one is MLflow's INVALID_PARAMETER_VALUE with likepred's line."""
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from likepred.train import train
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = make_cfg("model=user_median", "tracking.enabled=true", f"tracking.uri={uri}",
+                   f"tracking.artifact_root={tmp_path}/artifacts", "tracking.experiment=serve")
+    train(cfg)
+    assert "(the store: tracking.uri)" in capsys.readouterr().out
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("serve").experiment_id])
+    model_uri = f"runs:/{run.info.run_id}/model"
+    bad = dict(POST, date="not a date")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # put back after the test (mlflow.set_tracking_uri writes it)
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(model_uri)
+    assert model.predict(pd.DataFrame([POST]))["likes"].iloc[0] > 0
+    with pytest.raises(MlflowException) as e:
+        model.predict(pd.DataFrame([POST, bad]))
+    assert e.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert e.value.message == "likepred: row 1, field date: unparseable date 'not a date'"
+
+    port = free_port()
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONUNBUFFERED="1",  # uvicorn: from the venv, as activated
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "--env-manager", "local",
+                               "-m", model_uri, "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the scoring server did not answer in 240 s"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/invocations"
+        status, body = post(url, {"dataframe_records": [POST]})
+        assert status == 200 and body["predictions"][0]["likes"] > 0, body
+        status, body = post(url, {"dataframe_records": [POST, bad]})
+        assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE", body
+        assert body["message"].endswith("likepred: row 1, field date: unparseable date 'not a date'"), body
+        assert "stack_trace" not in body and "Traceback" not in json.dumps(body)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()

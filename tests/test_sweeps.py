@@ -165,8 +165,8 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
     assert proc2.returncode == 1 and proc2.stdout.count("already FINISHED as run") == 3
     client, parent2, children2 = parent_and_children(uri, sweep_dir2)
     assert [c.info.status for c in children2] == ["FAILED"]
-    reused = {k: json.loads(v)["run_id"] for k, v in parent2.data.tags.items() if k.startswith("reused.")}
-    assert reused == {f"reused.{i}": children[i].info.run_id for i in range(3)}
+    reused = {k: json.loads(v)["run_id"] for k, v in parent2.data.tags.items() if k.startswith("likepred.reused.")}
+    assert reused == {f"likepred.reused.{i}": children[i].info.run_id for i in range(3)}
     table2 = summary(client, parent2, tmp_path / "again")
     assert list(table2["status"]) == ["REUSED"] * 3 + ["FAILED"]
     assert list(table2["test_mape"][:3]) == pytest.approx(list(table["test_mape"][:3]))

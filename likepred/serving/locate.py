@@ -33,9 +33,10 @@ def default_store() -> str:
 
 def store_source(uri: str) -> str:
     """Where the store `uri` came from, for people: the variable, the default, or tracking.uri."""
+    from likepred import STORE_ENV_AT_START
     from likepred.config.schema import DEFAULT_URI
 
-    if os.environ.get(STORE_ENV) and uri == os.environ[STORE_ENV]:
+    if STORE_ENV_AT_START and uri == STORE_ENV_AT_START:
         return f"${STORE_ENV}"
     return "the default local store" if uri == DEFAULT_URI else "tracking.uri"
 
