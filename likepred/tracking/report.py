@@ -22,7 +22,7 @@ from likepred.errors import LikepredError
 from likepred.tracking.alive import gone
 from likepred.config.schema import DEFAULT_URI
 from likepred.tracking.keys import (JOB, JOB_NUM, OLD_REUSED_TAG, OPTIMIZED, OVERRIDES, REUSED_TAG, SWEEP_FILE,
-                                   SWEEP_TAG, tag)
+                                   SWEEP_TAG, for_people, tag)
 
 METRICS = ["test_mape", "test_mape_mature", "baseline_user_mean_mape", "baseline_best_constant_mape",
            "mape_vs_baseline"]
@@ -165,8 +165,8 @@ def log_summary(client, parent_run_id: str, optimized_metric: str | None, regist
         best = scored.loc[scored[optimized_metric].idxmin()]
         for k, v in {"best_run_id": best["run_id"], "best_job": best["name"], "best_job_num": str(best["job"])}.items():
             client.set_tag(parent_run_id, k, v)
-        client.log_metric(parent_run_id, f"best_{optimized_metric}", float(best[optimized_metric]))
-        client.log_metric(parent_run_id, "best_test_mape", float(best.test_mape))
+        client.log_metric(parent_run_id, f"best_{optimized_metric}", for_people(best[optimized_metric]))
+        client.log_metric(parent_run_id, "best_test_mape", for_people(best.test_mape))
         if register:
             set_alias(client, register, alias or "champion", best, optimized_metric)
     return table

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from likepred.preflight import check_artifact_root
 from likepred.tracking.alive import process_tags
-from likepred.tracking.keys import CONFIG_HASH, JOB, JOB_NUM, OVERRIDES, THREADS, config_hash, flat_params, run_name
+from likepred.tracking.keys import (CONFIG_HASH, JOB, JOB_NUM, OVERRIDES, THREADS, config_hash, flat_params, for_people,
+                                   run_name)
 from likepred.tracking.store import ensure_experiment, prepare_uri
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Run:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            self._pending += [Metric(k, float(v), now, int(epoch)) for k, v in (logs or {}).items()]
+            self._pending += [Metric(k, for_people(v), now, int(epoch)) for k, v in (logs or {}).items()]
             if time.monotonic() - self._flushed > self.FLUSH_S:
                 self.flush()
 
@@ -54,7 +55,7 @@ class Run:
         if self.run_id:
             import mlflow
 
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})  # NaN: undefined, not logged
+            mlflow.log_metrics({k: for_people(v) for k, v in metrics.items() if v == v})  # NaN: undefined, not logged
 
     def log_files(self, write_files, path: str | None = None):
         """`write_files(folder)` writes files there (returning something truthy if it wrote any);
