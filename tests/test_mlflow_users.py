@@ -93,11 +93,20 @@ def test_sweep_in_the_environments_store_sets_the_champion(tmp_path, cache_dir):
     assert f"Sweep {parent.info.run_id} (store {uri})" in rep.stdout and "model=gbm" in rep.stdout
     assert not re.search(r"\d\.\d{5,}", rep.stdout)  # metrics for people: never a float's 16 digits
 
-def test_report_with_no_sweep_in_the_store_is_one_line(tmp_path):
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/none/mlflow.db")
+def test_the_store_rule_in_help_and_report(tmp_path):
+    """--help of the app and of `likepred ui` names the store the variable picks; `likepred report`
+    with no argument on a store that does not exist is one line (and creates nothing)."""
+    uri = f"sqlite:///{tmp_path}/none/mlflow.db"
+    env = dict(os.environ, MLFLOW_TRACKING_URI=uri)
+    app = py(["-m", "likepred", "--help"], tmp_path, env)
+    assert app.returncode == 0 and "else $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db" in app.stdout
+    assert f"(without tracking.uri now: {uri})" in app.stdout
+    ui = py(["-m", "likepred.cli", "ui", "--help"], tmp_path, env)
+    assert ui.returncode == 0 and f"(now:{uri})" in "".join(ui.stdout.split())  # argparse wraps long words
     rep = py(["-m", "likepred.cli", "report"], tmp_path, env)
     assert rep.returncode == 2 and rep.stdout == ""
-    assert rep.stderr.count("\n") == 1 and "likepred report: error: no store sqlite:///" in rep.stderr
+    assert rep.stderr.count("\n") == 1 and f"likepred report: error: no store {uri}" in rep.stderr
+    assert not (tmp_path / "none").exists()
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import ROOT
 
@@ -214,8 +215,9 @@ def test_parallel_launchers_log_children_of_one_parent(launcher, tmp_path, cache
 def test_optuna_search_records_failed_trials_and_tags_the_best(tmp_path, cache_dir, store):
     # split.test_frac=0.9 cannot work, so trials that draw it fail; the seeded sampler draws both
     proc, uri, sweep_dir = sweep(["hparams_search=dense_meta_optuna", "hydra.sweeper.n_trials=3",
-                                  "split.test_frac=choice(0.2,0.9)"], tmp_path, cache_dir, store)
-    _, parent, children = parent_and_children(uri, sweep_dir)
+                                  "split.test_frac=choice(0.2,0.9)", "tracking.register=optuna_best",
+                                  "tracking.alias=best"], tmp_path, cache_dir, store)
+    client, parent, children = parent_and_children(uri, sweep_dir)
     assert len(children) == 3 and parent.data.tags["likepred.sweeper"] == "OptunaSweeper"
     fails = [c.data.params["split.test_frac"] == "0.9" for c in children]
     assert any(fails) and not all(fails), "the seeded sampler should draw both values in 3 trials"
@@ -226,8 +228,10 @@ def test_optuna_search_records_failed_trials_and_tags_the_best(tmp_path, cache_d
     finished = [c for c in children if c.info.status == "FINISHED"]
     best = min(finished, key=lambda c: c.data.metrics["val_mape"])
     assert parent.data.tags["best_run_id"] == best.info.run_id
-    results = (sweep_dir / "optimization_results.yaml").read_text()
-    assert f"best_value: {best.data.metrics['val_mape']}"[:20] in results
+    # tracking.register: the best trial's version gets the alias (tracking.alias), set by the parent
+    assert client.get_model_version_by_alias("optuna_best", "best").run_id == best.info.run_id
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")  # Optuna's value; MLflow's has 6 digits
+    assert results.best_value == pytest.approx(best.data.metrics["val_mape"], rel=1e-5)
     assert len({c.data.params["optimizer.lr"] for c in children}) == 3
 
 
