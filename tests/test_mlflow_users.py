@@ -186,3 +186,33 @@ def test_mlflow_scoring_server_turns_a_bad_field_into_invalid_parameter_value(tm
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+@pytest.mark.slow
+def test_runs_logged_before_the_prefix_are_still_read(tmp_path, make_cfg):
+    """Resume finds a FINISHED run tagged with the bare `config_hash`; the sweep table reads bare
+    `job`/`job_num` tags and `reused.N` on the parent, as older likepred logged them."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.tracking.keys import config_hash
+    from likepred.tracking.report import sweep_table
+    from likepred.tracking.sweep import finished_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = make_cfg("tracking.enabled=true", f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path}/a")
+    client = MlflowClient(uri)
+    exp = client.create_experiment("old", artifact_location=(tmp_path / "a").as_uri())
+    parent = client.create_run(exp, tags={"likepred.tracking.sweep": "true"}).info.run_id
+    old = client.create_run(exp, tags={"config_hash": config_hash(cfg), "job": "seed=0", "job_num": "0",
+                                       "mlflow.parentRunId": parent}).info.run_id
+    client.log_metric(old, "test_mape", 42.0)
+    client.set_terminated(old, "FINISHED")
+    earlier = client.create_run(exp, tags={"config_hash": "x", "job": "seed=1", "job_num": "1"}).info.run_id
+    client.set_terminated(earlier, "FINISHED")
+    client.set_tag(parent, "reused.1", json.dumps({"run_id": earlier, "job": "seed=1"}))
+
+    assert finished_run(cfg, config_hash(cfg), exp).info.run_id == old
+    assert finished_run(cfg, "no-such-hash", exp) is None
+    table = sweep_table(client, parent)
+    assert table[["job", "name", "status"]].values.tolist() == [[0, "seed=0", "FINISHED"], [1, "seed=1", "REUSED"]]
+    assert table["test_mape"].iloc[0] == 42.0
