@@ -15,7 +15,6 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
 
 TINY = ["data.n_users=30", "data.min_posts=10", "data.max_posts=15", "trainer.epochs=1", "trainer.verbose=0"]
 POST = {"alias": "someone_new", "numberFollowers": 900, "numberFollowing": 120, "numberPosts": 40,
@@ -38,6 +37,32 @@ def test_store_and_run_names_without_mlflow():
     assert tag({"config_hash": "abc"}, CONFIG_HASH) == "abc"  # logged before the prefix
     assert tag({CONFIG_HASH: "new", "config_hash": "old"}, CONFIG_HASH) == "new"
     assert tag({}, JOB_NUM, "-1") == "-1"
+
+
+def test_the_users_variable_is_seen_through_mlflows_overwrite(monkeypatch, tmp_path):
+    """mlflow.set_tracking_uri writes $MLFLOW_TRACKING_URI (here and in job processes): the run's
+    summary still says where the store came from."""
+    import mlflow
+
+    from likepred.serving.locate import default_store, store_source, user_store_env
+    from likepred.tracking.store import use_store
+
+    given, mine = f"sqlite:///{tmp_path}/given.db", f"sqlite:///{tmp_path}/mine.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mine)
+    monkeypatch.delenv("LIKEPRED_SET_TRACKING_URI", raising=False)
+    previous = mlflow.get_tracking_uri()
+    try:
+        use_store(given)  # tracking.uri=given beside the variable
+        assert os.environ["MLFLOW_TRACKING_URI"] == given  # what MLflow does
+        assert user_store_env() == mine == default_store()
+        assert store_source(given) == "tracking.uri" and store_source(mine) == "$MLFLOW_TRACKING_URI"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/later.db")  # set again by a user
+        assert user_store_env() == f"sqlite:///{tmp_path}/later.db"
+        monkeypatch.delenv("MLFLOW_TRACKING_URI")
+        monkeypatch.setenv("LIKEPRED_SET_TRACKING_URI", "")
+        assert store_source("sqlite:///mlruns/mlflow.db") == "the default local store"
+    finally:
+        mlflow.set_tracking_uri(previous)
 
 
 @pytest.mark.slow

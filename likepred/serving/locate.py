@@ -20,6 +20,7 @@ from likepred.errors import ConfigError
 
 
 STORE_ENV = "MLFLOW_TRACKING_URI"
+SET_ENV = "LIKEPRED_SET_TRACKING_URI"  # "<the variable before>\n<the URI likepred set>"
 
 
 def default_store() -> str:
@@ -28,15 +29,25 @@ def default_store() -> str:
     given, else the variable, else the file)."""
     from likepred.config.schema import DEFAULT_URI
 
-    return os.environ.get(STORE_ENV) or DEFAULT_URI
+    return user_store_env() or DEFAULT_URI
+
+
+def user_store_env() -> str | None:
+    """$MLFLOW_TRACKING_URI as the user set it. mlflow.set_tracking_uri overwrites the variable
+    (in this process and the job processes it starts); likepred.tracking.store.use_store records
+    the value before and the value set in SET_ENV, so the overwritten value is seen through."""
+    env = os.environ.get(STORE_ENV)
+    recorded = os.environ.get(SET_ENV, "")
+    before, sep, was_set = recorded.partition("\n")
+    return (before or None) if sep and env == was_set else env
 
 
 def store_source(uri: str) -> str:
     """Where the store `uri` came from, for people: the variable, the default, or tracking.uri."""
-    from likepred import STORE_ENV_AT_START
     from likepred.config.schema import DEFAULT_URI
 
-    if STORE_ENV_AT_START and uri == STORE_ENV_AT_START:
+    env = user_store_env()
+    if env and uri == env:
         return f"${STORE_ENV}"
     return "the default local store" if uri == DEFAULT_URI else "tracking.uri"
 

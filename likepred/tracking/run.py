@@ -18,7 +18,7 @@ from likepred.preflight import check_artifact_root
 from likepred.tracking.alive import process_tags
 from likepred.tracking.keys import (CONFIG_HASH, JOB, JOB_NUM, OVERRIDES, THREADS, config_hash, flat_params, for_people,
                                    run_name)
-from likepred.tracking.store import ensure_experiment, prepare_uri
+from likepred.tracking.store import ensure_experiment, use_store
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def job_run(cfg, job=None):
 
     parent = job.parent if job is not None else {}
     exp_id = parent.get("experiment_id") or ensure_experiment(cfg.tracking)
-    mlflow.set_tracking_uri(prepare_uri(cfg.tracking.uri))
+    use_store(cfg.tracking.uri)
     check_artifact_root(cfg.tracking, exp_id)  # a read-only one is found now, not after training
     tags = {CONFIG_HASH: config_hash(cfg), OVERRIDES: " ".join(_task_overrides(job)), **process_tags()}
     if job is not None:

@@ -33,6 +33,18 @@ def prepare_uri(uri: str) -> str:
     return uri
 
 
+def use_store(uri: str):
+    """mlflow.set_tracking_uri(uri), which also writes $MLFLOW_TRACKING_URI: what the user had
+    there is kept beside it (likepred.serving.locate.user_store_env) for the run's summary."""
+    import mlflow
+
+    from likepred.serving.locate import SET_ENV, user_store_env
+
+    uri = prepare_uri(uri)
+    os.environ[SET_ENV] = f"{user_store_env() or ''}\n{uri}"
+    mlflow.set_tracking_uri(uri)
+
+
 @contextmanager
 def store_lock(uri: str):
     """Hold an exclusive flock beside a SQLite store (a no-op for other stores)."""
@@ -53,7 +65,7 @@ def ensure_experiment(tcfg) -> str:
     whose process was killed are ended KILLED on the way (likepred.tracking.alive)."""
     import mlflow
 
-    mlflow.set_tracking_uri(prepare_uri(tcfg.uri))
+    use_store(tcfg.uri)
     with store_lock(tcfg.uri):
         exp = mlflow.get_experiment_by_name(tcfg.experiment)  # the first call creates the store
         if exp is None:
