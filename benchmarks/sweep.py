@@ -79,7 +79,7 @@ def sweep_seconds(n, overrides, tmp, name, uri, launcher=()):
         sys.exit(f"{name} sweep failed:\n{proc.stderr[-3000:]}")
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.job_num != ''")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.`likepred.job_num` != ''")
     return wall, sorted((r.info.start_time / 1000, r.info.end_time / 1000) for r in runs)
 
 

@@ -1,6 +1,6 @@
 """The `likepred` command: a few subcommands, else the experiment app.
 
-    likepred report SWEEP          a sweep's comparison table and chart (likepred/report.py)
+    likepred report [SWEEP]        a sweep's comparison table and chart (likepred/report.py)
     likepred ui [--port N]         the MLflow UI on the default store, opened on the runs (likepred/cli.py)
     likepred [overrides]           = python -m likepred [overrides]
 """
@@ -26,24 +26,31 @@ def ui(argv) -> int:
     import argparse
 
     from likepred.config.schema import DEFAULT_URI
+    from likepred.serving.locate import default_store, store_source
     from likepred.tracking.store import prepare_uri
 
     p = argparse.ArgumentParser(prog="likepred ui", description=ui.__doc__.splitlines()[0],
                                 epilog="any other option is passed to `mlflow server`")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("-p", "--port", type=int, default=5000)
-    p.add_argument("--backend-store-uri", default=DEFAULT_URI, help=f"default: {DEFAULT_URI}")
+    p.add_argument("--backend-store-uri", default=default_store(),
+                   help=f"default: $MLFLOW_TRACKING_URI, else {DEFAULT_URI} (now: {default_store()})")
     p.add_argument("--experiment", default="likepred", help="the experiment whose runs the printed URL opens")
     args, rest = p.parse_known_args(argv)
     if not _port_free(args.host, args.port):
         print(f"likepred ui: {args.host}:{args.port} is in use (another UI?); pick a port with --port N",
               file=sys.stderr)
         return 2
+    if args.backend_store_uri.startswith(("http://", "https://")):  # $MLFLOW_TRACKING_URI names a server
+        print(f"likepred ui: the store {args.backend_store_uri} is a tracking server: its UI is at that address "
+              "(or give --backend-store-uri a database)", file=sys.stderr)
+        return 2
     uri = prepare_uri(args.backend_store_uri)
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # all interfaces: this machine's URL
     base = f"http://{shown}:{args.port}"
-    print(f"likepred ui: starting the MLflow UI on {uri} at {base} (Ctrl+C stops it)", flush=True)
+    print(f"likepred ui: starting the MLflow UI on {uri} ({store_source(uri) if uri == default_store() else 'given'}) "
+          f"at {base} (Ctrl+C stops it)", flush=True)
     if rest:
         return _mlflow_server(args, uri, rest, base)
     import threading

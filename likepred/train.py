@@ -25,7 +25,8 @@ def train(cfg: DictConfig) -> dict:
     from likepred.serving.predictor import feature_groups
     from likepred.split import make_split
     from likepred.targets import build_target
-    from likepred.tracking.keys import run_name
+    from likepred.tracking.keys import DATASET_HASH, run_name
+    from likepred.serving.locate import store_source
     from likepred.tracking.lineage import log_datasets
     from likepred.tracking.run import start_run
     from likepred.tracking.trial import trial_reporter
@@ -41,7 +42,7 @@ def train(cfg: DictConfig) -> dict:
     model = build_model(cfg)
 
     tags = {"leaky": str(features.leaky).lower(), "data_source": data.source,
-            "dataset_hash": data.fingerprint(), "target": cfg.target.name}
+            DATASET_HASH: data.fingerprint(), "target": cfg.target.name}
     with start_run(cfg, tags) as run:
         if run.run_id:  # lineage: which rows it saw (likepred.tracking.lineage)
             log_datasets({"train": train_d.posts, "validation": val_d.posts, "test": test_d.posts}, cfg.data, data.source,
@@ -79,8 +80,10 @@ def train(cfg: DictConfig) -> dict:
             run.log_files(grid, "features")
         if run.run_id and cfg.tracking.log_model:
             _log_model(run, cfg, model, pipeline, train_d, val_d, metrics)
-    title = f"likepred {run_name(cfg)} on {data.source} data" + (" [LEAKY: study reproduction]" if features.leaky else "")
+    title = f"likepred {run_name(cfg)}" + (" [LEAKY: study reproduction]" if features.leaky else "")
     print(format_summary(title, metrics, split.sizes(), run.run_id, cfg.tracking.uri), flush=True)
+    if run.run_id:
+        print(f"  (the store: {store_source(cfg.tracking.uri)})", flush=True)
     return metrics
 
 

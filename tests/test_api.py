@@ -32,7 +32,7 @@ def test_run_then_runs_and_load(tmp_path, cache_dir):
     assert len(table) == 2 and set(table["run_id"]) == {first.run_id, second.run_id}
     row = table.set_index("run_id").loc[second.run_id]
     assert row["params.model.name"] == "gbm" and row["metrics.test_mape"] == pytest.approx(second.metrics["test_mape"])
-    assert row["tags.likepred_version"] and len(row["tags.data_digest"]) == 16
+    assert row["tags.likepred.version"] and len(row["tags.likepred.data_digest"]) == 16
     assert list(api.runs("api", filter="params.`model.name` = 'gbm'", tracking_uri=uri)["run_id"]) == [second.run_id]
     with pytest.raises(ConfigError, match="experiment='apj': not in .* \\(did you mean 'api'\\?\\)"):
         api.runs("apj", tracking_uri=uri)

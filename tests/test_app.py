@@ -45,12 +45,13 @@ def test_full_run_logged_to_mlflow(tmp_path, cache_dir, store):
     client, found = runs(uri, tmp_path.name)
     assert len(found) == 1
     run = found[0]
-    assert run.info.status == "FINISHED" and run.info.run_name == "dense_meta-metadata_history-mape-chrono"
+    assert run.info.status == "FINISHED" and run.info.run_name == "dense_meta-metadata_history-mape-chrono on synthetic"
     for m in ("test_mape", "test_mdape", "test_mae", "test_rmse_log", "test_spearman", "test_mape_mature",
               "baseline_user_mean_mape", "baseline_best_constant_mape", "mape_vs_baseline", "val_mape"):
         assert m in run.data.metrics, m
-    assert run.data.metrics["mape_vs_baseline"] == pytest.approx(
-        run.data.metrics["test_mape"] - run.data.metrics["baseline_user_mean_mape"])
+    assert run.data.metrics["mape_vs_baseline"] == pytest.approx(  # each logged to 6 significant digits
+        run.data.metrics["test_mape"] - run.data.metrics["baseline_user_mean_mape"], abs=1e-3)
+    assert all(v == float(f"{v:.6g}") for v in run.data.metrics.values())  # the UI shows no float's 16 digits
     assert run.data.params["model.layers"] == "[80, 30, 10]" and run.data.params["split.kind"] == "chrono"
     assert run.data.tags["leaky"] == "false" and run.data.tags["data_source"] == "synthetic"
     assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2
@@ -65,8 +66,8 @@ def test_two_job_multirun(tmp_path, cache_dir, store):
     _, found = runs(uri, tmp_path.name)
     children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
     parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
-    assert sorted(r.info.run_name for r in children) == ["gbm-metadata_history-mape-chrono",
-                                                         "user_median-metadata_history-mape-chrono"]
+    assert sorted(r.info.run_name for r in children) == ["gbm-metadata_history-mape-chrono on synthetic",
+                                                         "user_median-metadata_history-mape-chrono on synthetic"]
     assert len(parents) == 1 and {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert all(r.info.status == "FINISHED" for r in found)
 

@@ -74,7 +74,7 @@ def test_sigkilled_run_and_sweep_are_marked_killed_by_the_next_run(tmp_path, cac
     single = start(LONG + ["seed=1"], tmp_path, cache_dir, uri)
     sweep = start(["--multirun", *LONG, "seed=2,3"], tmp_path, cache_dir, uri)
     try:
-        [victim] = wait_running(uri, lambda r: "seed=1" in r.data.tags.get("overrides", "").split())
+        [victim] = wait_running(uri, lambda r: "seed=1" in r.data.tags.get("likepred.overrides", "").split())
         wait_running(uri, lambda r: "mlflow.parentRunId" in r.data.tags)
     finally:
         for proc in (single, sweep):

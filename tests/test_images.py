@@ -396,7 +396,7 @@ def test_cnn_meta_command_logs_error_grid(cache_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(uri)
     (found,) = client.search_runs([client.get_experiment_by_name("img").experiment_id])
-    assert found.info.status == "FINISHED" and found.info.run_name == "cnn_meta-metadata_image-mape-chrono"
+    assert found.info.status == "FINISHED" and found.info.run_name == "cnn_meta-metadata_image-mape-chrono on synthetic"
     assert "test_mape" in found.data.metrics
     (model,) = client.search_logged_models([found.info.experiment_id])  # the packaged model, a logged model
     assert model.source_run_id == found.info.run_id

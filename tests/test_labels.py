@@ -241,7 +241,7 @@ def test_approach5_logs_reconstruction_scores_and_montage(make_cfg, tmp_path, ca
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(uri)
     run = client.search_runs([client.get_experiment_by_name("labels").experiment_id])[0]
-    assert run.info.run_name == "labels_dense-labels_clusters-mape-chrono" and run.data.tags["leaky"] == "false"
+    assert run.info.run_name == "labels_dense-labels_clusters-mape-chrono on synthetic" and run.data.tags["leaky"] == "false"
     m = run.data.metrics
     for k in ("test_mape", "train_label_clusters_bce", "test_label_clusters_bce", "train_label_clusters_symdiff",
               "test_label_clusters_symdiff", "test_label_clusters_own_score_nonzero_frac"):

@@ -43,9 +43,9 @@ def test_code_tags_name_the_checkout():
     import likepred
 
     tags = code_tags()
-    assert tags["likepred_version"] == likepred.__version__
-    if "git_commit" in tags:  # run from a checkout (CI is one)
-        assert len(tags["git_commit"]) == 40 and tags["git_dirty"] in ("true", "false")
+    assert tags["likepred.version"] == likepred.__version__
+    if "mlflow.source.git.commit" in tags:  # run from a checkout (CI is one)
+        assert len(tags["mlflow.source.git.commit"]) == 40 and tags["likepred.git_dirty"] in ("true", "false")
 
 
 @pytest.mark.slow
@@ -63,7 +63,7 @@ def test_runs_log_their_rows_and_resume_reruns_a_job_whose_data_changed(tmp_path
     assert json.loads(inputs["profiles-train"][0].source)["uri"] == str(folder.resolve())
     assert len({d.digest for d, _ in inputs.values()}) == 3
     tags = first.data.tags
-    assert tags["likepred_version"] and len(tags["data_digest"]) == 16 and "git_commit" in tags
+    assert tags["likepred.version"] and len(tags["likepred.data_digest"]) == 16 and "mlflow.source.git.commit" in tags
 
     proc, _, _ = sweep(args, tmp_path, cache_dir, store, name="same")  # unchanged: reused
     assert proc.returncode == 0 and "already FINISHED as run" in proc.stdout, proc.stderr[-3000:]
@@ -76,4 +76,4 @@ def test_runs_log_their_rows_and_resume_reruns_a_job_whose_data_changed(tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"FINISHED as run {first.info.run_id}, but its data changed (digest {tags['data_digest']} -> " in proc.stdout
     _, _, (again,) = parent_and_children(uri, sweep_dir3)
-    assert again.info.status == "FINISHED" and again.data.tags["data_digest"] != tags["data_digest"]
+    assert again.info.status == "FINISHED" and again.data.tags["likepred.data_digest"] != tags["likepred.data_digest"]

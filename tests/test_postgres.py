@@ -77,11 +77,11 @@ def test_six_job_sweep_with_three_workers_on_postgres(postgres, tmp_path, cache_
 
         client, parent, children = parent_and_children(url, sweep_dir)
         assert parent.info.status == "FINISHED"
-        assert [c.data.tags["job"] for c in children] == [f"seed={i}" for i in range(6)]
+        assert [c.data.tags["likepred.job"] for c in children] == [f"seed={i}" for i in range(6)]
         for c in children:
             assert c.info.status == "FINISHED"
             assert {"test_mape", "val_mape", "baseline_user_mean_mape"} <= set(c.data.metrics)
-            assert c.data.params["seed"] == c.data.tags["job"].split("=")[1]
+            assert c.data.params["seed"] == c.data.tags["likepred.job"].split("=")[1]
             assert {"config.yaml", "predictions.csv", "predicted_vs_actual.png"} <= {
                 a.path for a in client.list_artifacts(c.info.run_id)}
         assert SUMMARY <= {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -51,9 +51,9 @@ def test_four_job_sweep_on_a_ray_cluster(ray_head, tmp_path, cache_dir):
     assert f"4 jobs on {ray_head}" in out and "(execute_job pid=" in out  # Ray workers ran them
 
     client, parent, children = parent_and_children(uri, sweep_dir)
-    assert parent.info.status == "FINISHED" and parent.data.tags["launcher"] == "RayLauncher"
-    assert [c.data.tags["job"] for c in children] == [f"seed={i}" for i in range(4)]
+    assert parent.info.status == "FINISHED" and parent.data.tags["likepred.launcher"] == "RayLauncher"
+    assert [c.data.tags["likepred.job"] for c in children] == [f"seed={i}" for i in range(4)]
     assert all(c.info.status == "FINISHED" and "test_mape" in c.data.metrics for c in children)
-    assert {c.data.tags["threads_per_job"] for c in children} == {"1"}  # num_cpus=1 per job
+    assert {c.data.tags["likepred.threads_per_job"] for c in children} == {"1"}  # num_cpus=1 per job
     exp = client.get_experiment_by_name("ray")
     assert len(client.search_runs([exp.experiment_id])) == 5

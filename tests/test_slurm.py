@@ -126,10 +126,10 @@ def test_two_job_sweep_through_slurm(slurm, tmp_path, cache_dir):
     assert proc.returncode == 0, proc.stderr[-3000:] + _tail(d / "slurmctld.log")
 
     client, parent, children = parent_and_children(uri, sweep_dir)
-    assert parent.info.status == "FINISHED" and parent.data.tags["launcher"] == "SlurmLauncher"
-    assert [c.data.tags["job"] for c in children] == ["seed=0", "seed=1"]
+    assert parent.info.status == "FINISHED" and parent.data.tags["likepred.launcher"] == "SlurmLauncher"
+    assert [c.data.tags["likepred.job"] for c in children] == ["seed=0", "seed=1"]
     assert all(c.info.status == "FINISHED" and "test_mape" in c.data.metrics for c in children)
-    assert {c.data.tags["threads_per_job"] for c in children} == {"1"}
+    assert {c.data.tags["likepred.threads_per_job"] for c in children} == {"1"}
     # submitit's SLURM logs: the jobs ran as SLURM jobs (array tasks of one sbatch)
     logs = list((sweep_dir / ".submitit").rglob("*_log.out"))
     assert len(logs) == 2, sorted(p.name for p in (sweep_dir / ".submitit").rglob("*"))

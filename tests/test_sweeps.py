@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import ROOT
 
@@ -46,7 +47,7 @@ def parent_and_children(uri, sweep_dir):
     parent = client.get_run(parent_id)
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
-    return client, parent, sorted(children, key=lambda r: int(r.data.tags["job_num"]))
+    return client, parent, sorted(children, key=lambda r: int(r.data.tags["likepred.job_num"]))
 
 
 def summary(client, parent, tmp_path) -> pd.DataFrame:
@@ -147,10 +148,10 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
     assert len(sweep_parents(client, tmp_path.name)) == 1
     assert parent.info.status == "FAILED" and parent.info.run_name == "sweep split.test_frac=0.1,0.2,0.3,0.9"
     assert [c.info.status for c in children] == ["FINISHED"] * 3 + ["FAILED"]
-    assert [c.data.tags["job"] for c in children] == [f"split.test_frac={f}" for f in (0.1, 0.2, 0.3, 0.9)]
+    assert [c.data.tags["likepred.job"] for c in children] == [f"split.test_frac={f}" for f in (0.1, 0.2, 0.3, 0.9)]
     ok, bad = children[0], children[3]
     assert ok.data.params["split.test_frac"] == "0.1" and ok.data.params["model.name"] == "user_median"
-    assert "model=user_median" in ok.data.tags["overrides"] and ok.data.tags["config_hash"]
+    assert "model=user_median" in ok.data.tags["likepred.overrides"] and ok.data.tags["likepred.config_hash"]
     assert "test_mape" in ok.data.metrics and "baseline_user_mean_mape" in ok.data.metrics
     assert bad.data.tags["error"].startswith("ConfigError: split.test_frac + split.val_frac")
     trace = Path(client.download_artifacts(bad.info.run_id, "traceback.txt", str(tmp_path))).read_text()
@@ -158,7 +159,7 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
 
     table = summary(client, parent, tmp_path)
     assert list(table["status"]) == ["FINISHED"] * 3 + ["FAILED"]
-    assert list(table["name"]) == [c.data.tags["job"] for c in children]
+    assert list(table["name"]) == [c.data.tags["likepred.job"] for c in children]
     finished = table[table.status == "FINISHED"]
     assert finished["test_mape"].notna().all() and finished["baseline_user_mean_mape"].notna().all()
     best = finished.loc[finished["val_mape"].idxmin()]
@@ -171,8 +172,8 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
     assert proc2.returncode == 1 and proc2.stdout.count("already FINISHED as run") == 3
     client, parent2, children2 = parent_and_children(uri, sweep_dir2)
     assert [c.info.status for c in children2] == ["FAILED"]
-    reused = {k: json.loads(v)["run_id"] for k, v in parent2.data.tags.items() if k.startswith("reused.")}
-    assert reused == {f"reused.{i}": children[i].info.run_id for i in range(3)}
+    reused = {k: json.loads(v)["run_id"] for k, v in parent2.data.tags.items() if k.startswith("likepred.reused.")}
+    assert reused == {f"likepred.reused.{i}": children[i].info.run_id for i in range(3)}
     table2 = summary(client, parent2, tmp_path / "again")
     assert list(table2["status"]) == ["REUSED"] * 3 + ["FAILED"]
     assert list(table2["test_mape"][:3]) == pytest.approx(list(table["test_mape"][:3]))
@@ -183,7 +184,7 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
     assert proc3.returncode == 0, proc3.stderr[-3000:]
     _, parent3, children3 = parent_and_children(uri, sweep_dir3)
     assert [c.info.status for c in children3] == ["FINISHED"] and parent3.info.status == "FINISHED"
-    assert children3[0].data.tags["config_hash"] == children[0].data.tags["config_hash"]
+    assert children3[0].data.tags["likepred.config_hash"] == children[0].data.tags["likepred.config_hash"]
 
     # the report command reads the same table back
     rep = subprocess.run([sys.executable, "-m", "likepred.tracking.report", str(sweep_dir), "--out", str(tmp_path / "rep")],
@@ -206,10 +207,10 @@ def test_parallel_launchers_log_children_of_one_parent(launcher, tmp_path, cache
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, parent, children = parent_and_children(uri, sweep_dir)
     assert len(sweep_parents(client, tmp_path.name)) == 1 and parent.info.status == "FINISHED"
-    assert [c.data.tags["job"] for c in children] == ["model=user_median", "model=best_constant"]
+    assert [c.data.tags["likepred.job"] for c in children] == ["model=user_median", "model=best_constant"]
     assert all(c.info.status == "FINISHED" and "test_mape" in c.data.metrics for c in children)
     threads = "1" if "submitit" in launcher[0] else str(max(1, usable_cpus() // 2))
-    assert {c.data.tags["threads_per_job"] for c in children} == {threads}
+    assert {c.data.tags["likepred.threads_per_job"] for c in children} == {threads}
     table = summary(client, parent, tmp_path)
     assert list(table["status"]) == ["FINISHED", "FINISHED"]
     exp = client.get_experiment_by_name(tmp_path.name)
@@ -220,9 +221,10 @@ def test_parallel_launchers_log_children_of_one_parent(launcher, tmp_path, cache
 def test_optuna_search_records_failed_trials_and_tags_the_best(tmp_path, cache_dir, store):
     # split.test_frac=0.9 cannot work, so trials that draw it fail; the seeded sampler draws both
     proc, uri, sweep_dir = sweep(["hparams_search=dense_meta_optuna", "hydra.sweeper.n_trials=3",
-                                  "split.test_frac=choice(0.2,0.9)"], tmp_path, cache_dir, store)
-    _, parent, children = parent_and_children(uri, sweep_dir)
-    assert len(children) == 3 and parent.data.tags["sweeper"] == "OptunaSweeper"
+                                  "split.test_frac=choice(0.2,0.9)", "tracking.register=optuna_best",
+                                  "tracking.alias=best"], tmp_path, cache_dir, store)
+    client, parent, children = parent_and_children(uri, sweep_dir)
+    assert len(children) == 3 and parent.data.tags["likepred.sweeper"] == "OptunaSweeper"
     fails = [c.data.params["split.test_frac"] == "0.9" for c in children]
     assert any(fails) and not all(fails), "the seeded sampler should draw both values in 3 trials"
     assert [c.info.status for c in children] == ["FAILED" if f else "FINISHED" for f in fails]
@@ -232,8 +234,10 @@ def test_optuna_search_records_failed_trials_and_tags_the_best(tmp_path, cache_d
     finished = [c for c in children if c.info.status == "FINISHED"]
     best = min(finished, key=lambda c: c.data.metrics["val_mape"])
     assert parent.data.tags["best_run_id"] == best.info.run_id
-    results = (sweep_dir / "optimization_results.yaml").read_text()
-    assert f"best_value: {best.data.metrics['val_mape']}"[:20] in results
+    # tracking.register: the best trial's version gets the alias (tracking.alias), set by the parent
+    assert client.get_model_version_by_alias("optuna_best", "best").run_id == best.info.run_id
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")  # Optuna's value; MLflow's has 6 digits
+    assert results.best_value == pytest.approx(best.data.metrics["val_mape"], rel=1e-5)
     # Optuna's own figures on the parent: the history always, parameter importance from 2 finished trials
     client = mlflow_client(uri)
     plots = {f.path for f in client.list_artifacts(parent.info.run_id, "optuna")}
@@ -258,5 +262,5 @@ def test_study_approaches_in_one_command(tmp_path, cache_dir, store):
     assert sorted(table["name"]) == [f"+experiment={p}" for p in presets]
     # presets that differ only in the swapped-out parts are one config: the later ones reuse the first
     assert set(table["data"]) == {"synthetic"} and set(table["status"]) <= {"FINISHED", "REUSED"}
-    assert {c.data.params["split.kind"] for c in children if c.data.tags["job"] == "+experiment=approach1"} == {"legacy"}
+    assert {c.data.params["split.kind"] for c in children if c.data.tags["likepred.job"] == "+experiment=approach1"} == {"legacy"}
     assert "+experiment=approach1 " in proc.stdout and "43% MAPE" in proc.stdout

@@ -77,7 +77,7 @@ def test_two_job_sweep_through_tracking_server(server, tmp_path, cache_dir):
 
     client, parent, children = parent_and_children(url, sweep_dir)  # MlflowClient over REST
     assert parent.info.status == "FINISHED" and parent.data.tags["likepred.tracking.sweep"] == "true"
-    assert [c.data.tags["job"] for c in children] == ["model=user_median", "model=best_constant"]
+    assert [c.data.tags["likepred.job"] for c in children] == ["model=user_median", "model=best_constant"]
     assert all(c.info.status == "FINISHED" and "test_mape" in c.data.metrics for c in children)
     assert SUMMARY <= {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert "predictions.csv" in {a.path for a in client.list_artifacts(children[0].info.run_id)}

@@ -229,7 +229,10 @@ def write_results(study, sweep_dir):
         results["best_trials"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
-    log.info("Best trial: %s", results)
+    shown = {k: v for k, v in results.items() if k != "best_trials"}  # for people: 4 significant digits
+    shown["best_params"] = {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in (best.params if best else {}).items()}
+    shown["best_value"] = f"{best.value:.4g}" if best else None
+    log.info("Best trial: %s (full values in %s)", shown, sweep_dir / "optimization_results.yaml")
 
 
 def log_study_plots(study, sweep_dir):

@@ -99,6 +99,7 @@ class TrackingConfig:
     experiment: str = "likepred"
     log_model: bool = True
     register: Optional[str] = None
+    alias: str = "champion"  # a sweep with `register` sets it on its best job's version
 
 
 @dataclass

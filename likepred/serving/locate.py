@@ -2,7 +2,8 @@
 
 A local SQLite store is read directly (read-only: a mistyped store is refused, never created):
 `runs:/RUN_ID/model` is the run's logged model (or its `model` artifact folder, as older runs
-logged it), `models:/NAME/VERSION` and `models:/NAME@ALIAS` a registered version's source.
+logged it), `models:/NAME/VERSION`, `models:/NAME/latest` (the highest version, as MLflow
+resolves it) and `models:/NAME@ALIAS` a registered version's source.
 Importing mlflow costs several seconds in a fresh process, longer than the prediction. Anything
 else (a server, remote artifacts, a store layout this reader does not know) goes through mlflow.
 """
@@ -16,6 +17,39 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from likepred.errors import ConfigError
+
+
+STORE_ENV = "MLFLOW_TRACKING_URI"
+SET_ENV = "LIKEPRED_SET_TRACKING_URI"  # "<the variable before>\n<the URI likepred set>"
+
+
+def default_store() -> str:
+    """The store when none is named: $MLFLOW_TRACKING_URI, else the local SQLite file. The one
+    rule of every likepred tool (conf/tracking/local.yaml spells it for Hydra: tracking.uri when
+    given, else the variable, else the file)."""
+    from likepred.config.schema import DEFAULT_URI
+
+    return user_store_env() or DEFAULT_URI
+
+
+def user_store_env() -> str | None:
+    """$MLFLOW_TRACKING_URI as the user set it. mlflow.set_tracking_uri overwrites the variable
+    (in this process and the job processes it starts); likepred.tracking.store.use_store records
+    the value before and the value set in SET_ENV, so the overwritten value is seen through."""
+    env = os.environ.get(STORE_ENV)
+    recorded = os.environ.get(SET_ENV, "")
+    before, sep, was_set = recorded.partition("\n")
+    return (before or None) if sep and env == was_set else env
+
+
+def store_source(uri: str) -> str:
+    """Where the store `uri` came from, for people: the variable, the default, or tracking.uri."""
+    from likepred.config.schema import DEFAULT_URI
+
+    env = user_store_env()
+    if env and uri == env:
+        return f"${STORE_ENV}"
+    return "the default local store" if uri == DEFAULT_URI else "tracking.uri"
 
 
 class _Fallback(Exception):
@@ -99,8 +133,14 @@ def _resolve(db, uri: str) -> Path:
             raise ConfigError(f"--model {uri}: no alias {alias!r} of a registered model {name!r}")
     else:
         name, _, version = rest.rpartition("/")
+        if name and version.lower() == "latest":  # as MLflow: the highest version, whatever its stage
+            version = _one(db, "SELECT MAX(version) FROM model_versions WHERE name = ? "
+                               "AND current_stage != 'Deleted_Internal'", (name,))
+            if version is None:
+                raise ConfigError(f"--model {uri}: no version of a registered model {name!r} in the store")
+            version = str(version)
         if not name or not version.isdigit():
-            raise _Fallback(uri)  # models:/NAME/latest, stages: mlflow knows
+            raise _Fallback(uri)  # stages (models:/NAME/Production): mlflow knows
     row = db.execute("SELECT source, storage_location FROM model_versions WHERE name = ? AND version = ?",
                      (name, int(version))).fetchone()
     if row is None:

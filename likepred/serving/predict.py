@@ -125,20 +125,12 @@ def check_output(path) -> None:
         raise DataError(f"cannot write there ({e.strerror or 'permission denied'})", str(p), field="-o") from None
 
 
-def default_tracking_uri() -> str:
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    from likepred.config.schema import DEFAULT_URI
-
-    return DEFAULT_URI
-
-
 def load_model(uri: str, tracking_uri: str | None = None, trust_pickle: bool = False):
     """The Predictor of `--model URI` (a run's, a registered version's, or a folder's)."""
-    from likepred.serving.locate import model_artifacts, model_folder
+    from likepred.serving.locate import default_store, model_artifacts, model_folder
     from likepred.serving.predictor import read_model_files
 
-    folder, from_store = model_folder(uri, tracking_uri or default_tracking_uri())
+    folder, from_store = model_folder(uri, tracking_uri or default_store())
     # a pickle from the user's own local store is their own training run's
     return read_model_files(model_artifacts(folder, uri), trust_pickle or from_store, f"--model {uri}")
 

@@ -41,7 +41,20 @@ class LikesModel(mlflow.pyfunc.PythonModel):
         self.predictor = read_model_files(context.artifacts, trust_pickle=True)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        posts, known = self.predictor.posts(frame_records(pd.DataFrame(model_input)))
+        """A bad input is MLflow's INVALID_PARAMETER_VALUE (HTTP 400 from `mlflow models serve`,
+        no stack trace) with likepred's one line naming the row (0-based, as in the DataFrame)
+        and the field."""
+        from likepred.errors import DataError
+
+        try:
+            posts, known = self.predictor.posts(frame_records(pd.DataFrame(model_input)))
+        except DataError as e:
+            from mlflow.exceptions import MlflowException
+            from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+            where = ", ".join(f"{k} {v}" for k, v in (("row", e.record if e.record is not None else 0),
+                                                       ("field", e.field)) if v is not None)
+            raise MlflowException(f"likepred: {where}: {e.reason}", error_code=INVALID_PARAMETER_VALUE) from None
         return self.predictor.predict(posts, known)
 
 

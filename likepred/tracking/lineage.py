@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 log = logging.getLogger("likepred")
-DIGEST_TAG = "data_digest"
+DIGEST_TAG = "likepred.data_digest"  # bookkeeping tags live under likepred. (runs before: "data_digest")
 
 
 def _settings(data_cfg) -> str:
@@ -66,7 +66,7 @@ def log_datasets(frames: dict, data_cfg, name: str, all_posts) -> None:
 
 def data_changed(run, data_cfg) -> str | None:
     """Why a finished run's data differs from what `data_cfg` reads now (None: the same, or unknown)."""
-    old = run.data.tags.get(DIGEST_TAG)
+    old = run.data.tags.get(DIGEST_TAG) or run.data.tags.get("data_digest")
     if not old:
         return None
     from likepred.data import load_dataset
@@ -80,7 +80,7 @@ def code_tags() -> dict:
     """likepred's version, and the git commit and dirty flag of the checkout likepred runs from (if any)."""
     import likepred
 
-    tags = {"likepred_version": likepred.__version__}
+    tags = {"likepred.version": likepred.__version__}
     root = Path(likepred.__file__).resolve().parents[1]
 
     def git(*args):
@@ -90,8 +90,8 @@ def code_tags() -> dict:
         head = git("rev-parse", "HEAD")
         if head.returncode == 0 and git("rev-parse", "--show-toplevel").stdout.strip() == str(root):
             dirty = git("status", "--porcelain", "--untracked-files=no")
-            tags["git_commit"] = head.stdout.strip()
-            tags["git_dirty"] = str(bool(dirty.stdout.strip())).lower()
+            tags["mlflow.source.git.commit"] = head.stdout.strip()  # where MLflow's UI shows a commit
+            tags["likepred.git_dirty"] = str(bool(dirty.stdout.strip())).lower()
     except (OSError, subprocess.SubprocessError):  # no git: an installed package says its version only
         pass
     return tags

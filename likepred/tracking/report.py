@@ -1,7 +1,8 @@
 """A sweep's comparison table and bar chart, read back from MLflow.
 
-    likepred report SWEEP            # or: python -m likepred.tracking.report SWEEP
-SWEEP is a sweep dir (it holds likepred_sweep.json) or a parent run id (with --uri).
+    likepred report [SWEEP]          # or: python -m likepred.tracking.report [SWEEP]
+SWEEP is a sweep dir (it holds likepred_sweep.json) or a parent run id (with --uri); without
+it, the sweep started last in the store ($MLFLOW_TRACKING_URI, else the local SQLite file).
 The sweep logs the same table and chart on its parent run when it ends.
 """
 
@@ -19,7 +20,9 @@ import pandas as pd
 
 from likepred.errors import LikepredError
 from likepred.tracking.alive import gone
-from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE
+from likepred.config.schema import DEFAULT_URI
+from likepred.tracking.keys import (JOB, JOB_NUM, OLD_REUSED_TAG, OPTIMIZED, OVERRIDES, REUSED_TAG, SWEEP_FILE,
+                                   SWEEP_TAG, for_people, tag)
 
 METRICS = ["test_mape", "test_mape_mature", "baseline_user_mean_mape", "baseline_best_constant_mape",
            "mape_vs_baseline"]
@@ -40,8 +43,8 @@ def _row(run, optimized_metric, status=None) -> dict:
     m, t, info = run.data.metrics, run.data.tags, run.info
     dead = gone(t) if info.status == "RUNNING" else None  # killed, not yet marked by a later run
     return {
-        "job": int(t.get("job_num", -1)),
-        "name": t.get("job") or t.get("overrides") or info.run_name,
+        "job": int(tag(t, JOB_NUM, -1)),
+        "name": tag(t, JOB) or tag(t, OVERRIDES) or info.run_name,
         "status": status or ("PRUNED" if t.get("pruned") == "true" else "KILLED" if dead else info.status),
         **{k: m.get(k, np.nan) for k in METRICS},
         optimized_metric: m.get(optimized_metric, np.nan),
@@ -64,10 +67,11 @@ def sweep_table(client, parent_run_id: str, optimized_metric: str = "val_mape") 
                                   max_results=50000)
     rows = [_row(r, optimized_metric) for r in children]
     for key, value in parent.data.tags.items():
-        if key.startswith(REUSED_TAG):
+        prefix = next((p for p in (REUSED_TAG, OLD_REUSED_TAG) if key.startswith(p)), None)
+        if prefix:
             reused = json.loads(value)
             rows.append(_row(client.get_run(reused["run_id"]), optimized_metric, "REUSED")
-                        | {"job": int(key[len(REUSED_TAG):]), "name": reused["job"]})
+                        | {"job": int(key[len(prefix):]), "name": reused["job"]})
     table = pd.DataFrame(rows, columns=columns(optimized_metric))
     return table.sort_values(["job", "name"]).reset_index(drop=True)
 
@@ -144,8 +148,11 @@ def write_report(table: pd.DataFrame, folder: Path, optimized_metric: str = "val
     return sorted(p.name for p in folder.iterdir())
 
 
-def log_summary(client, parent_run_id: str, optimized_metric: str | None) -> pd.DataFrame:
-    """Log the table and chart on the parent run and tag its best job (lowest optimised metric)."""
+def log_summary(client, parent_run_id: str, optimized_metric: str | None, register: str | None = None,
+                alias: str = "champion") -> pd.DataFrame:
+    """Log the table and chart on the parent run and tag its best job (lowest optimised metric);
+    with `register` (the registered model the jobs' versions went to), point `alias` at the
+    best job's version."""
     optimized_metric = optimized_metric or "val_mape"
     table = sweep_table(client, parent_run_id, optimized_metric)
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,13 +165,43 @@ def log_summary(client, parent_run_id: str, optimized_metric: str | None) -> pd.
         best = scored.loc[scored[optimized_metric].idxmin()]
         for k, v in {"best_run_id": best["run_id"], "best_job": best["name"], "best_job_num": str(best["job"])}.items():
             client.set_tag(parent_run_id, k, v)
-        client.log_metric(parent_run_id, f"best_{optimized_metric}", float(best[optimized_metric]))
-        client.log_metric(parent_run_id, "best_test_mape", float(best.test_mape))
+        client.log_metric(parent_run_id, f"best_{optimized_metric}", for_people(best[optimized_metric]))
+        client.log_metric(parent_run_id, "best_test_mape", for_people(best.test_mape))
+        if register:
+            set_alias(client, register, alias or "champion", best, optimized_metric)
     return table
 
 
-def _resolve(sweep: str, uri: str | None) -> tuple[str, str, str]:
+def set_alias(client, name: str, alias: str, best, optimized_metric: str):
+    """Point models:/NAME@ALIAS at the version the best job's run registered (said on stdout)."""
+    from mlflow.exceptions import MlflowException
 
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{best['run_id']}'")
+        if not versions:
+            print(f"likepred: no version of registered model {name!r} comes from the best job "
+                  f"({best['name']}, run {best['run_id']}); alias {alias!r} not set", file=sys.stderr, flush=True)
+            return
+        version = max(int(v.version) for v in versions)
+        client.set_registered_model_alias(name, alias, str(version))
+    except MlflowException as e:
+        print(f"likepred: could not set alias {alias!r} of registered model {name!r}: {e.message}",
+              file=sys.stderr, flush=True)
+        return
+    print(f"likepred: models:/{name}@{alias} is version {version}, the best job by {optimized_metric} "
+          f"({_fmt(best[optimized_metric])}): #{best['job']} {best['name']}", flush=True)
+
+
+def _resolve(sweep: str | None, uri: str | None) -> tuple[str, str, str | None]:
+    """(store, parent run id, optimised metric or None: the parent's tag says) of SWEEP."""
+    from likepred.serving.locate import default_store, store_path
+
+    if sweep is None:
+        uri = uri or default_store()
+        path = store_path(uri)
+        if path is not None and not path.exists():  # a mistyped local store is refused, not created empty
+            raise LikepredError(f"no store {uri} ({path} does not exist; name one with --uri)")
+        return uri, None, None
     path = Path(sweep)
     if path.is_dir():
         info_file = path / SWEEP_FILE
@@ -175,15 +212,26 @@ def _resolve(sweep: str, uri: str | None) -> tuple[str, str, str]:
         return uri or info["tracking_uri"], info["parent_run_id"], info.get("optimized_metric") or "val_mape"
     if path.suffix or "/" in sweep:
         raise LikepredError(f"{sweep}: no such sweep dir (give a sweep dir or a parent run id)")
-    from likepred.config.schema import DEFAULT_URI
+    return uri or default_store(), sweep, None
 
-    return uri or DEFAULT_URI, sweep, "val_mape"
+
+def latest_sweep(client, uri: str) -> str:
+    """The parent run id of the sweep started last in the store, in any experiment."""
+    exps = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    found = client.search_runs(exps, filter_string=f"tags.`{SWEEP_TAG}` = 'true'",
+                               order_by=["attributes.start_time DESC"], max_results=1) if exps else []
+    if not found:
+        raise LikepredError(f"no sweep in the store {uri} (run one with python -m likepred --multirun ..., "
+                            "or name the store with --uri)")
+    return found[0].info.run_id
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="likepred report", description=__doc__.split("\n\n")[0])
-    p.add_argument("sweep", help="a sweep dir (outputs/multirun/DATE/TIME) or a sweep's parent run id")
-    p.add_argument("--uri", help="MLflow tracking URI (default: the sweep's, else sqlite:///mlruns/mlflow.db)")
+    p.add_argument("sweep", nargs="?", help="a sweep dir (outputs/multirun/DATE/TIME) or a sweep's parent run id "
+                   "(default: the latest sweep in the store)")
+    p.add_argument("--uri", help="MLflow tracking URI (default: the sweep dir's, else $MLFLOW_TRACKING_URI, "
+                   f"else {DEFAULT_URI})")
     p.add_argument("--out", help="also write the table (CSV, text) and the chart (PNG) into this folder")
     args = p.parse_args(argv)
     try:
@@ -191,13 +239,17 @@ def main(argv=None) -> int:
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
+        client = MlflowClient(uri)
         try:
-            table = sweep_table(MlflowClient(uri), parent_id, metric)
+            parent_id = parent_id or latest_sweep(client, uri)
+            metric = metric or tag(client.get_run(parent_id).data.tags, OPTIMIZED) or "val_mape"
+            table = sweep_table(client, parent_id, metric)
         except MlflowException as e:
-            raise LikepredError(f"cannot read sweep run {parent_id} from {uri}: {e.message}") from None
+            raise LikepredError(f"cannot read sweep run {parent_id or '(latest)'} from {uri}: {e.message}") from None
     except LikepredError as e:
         print(f"likepred report: error: {e}", file=sys.stderr)
         return 2
+    print(f"Sweep {parent_id} (store {uri})")
     print(format_table(table, metric))
     if args.out:
         written = write_report(table, Path(args.out), metric)

@@ -17,8 +17,9 @@ from pathlib import Path
 from likepred.preflight import check_artifact_root
 from likepred.tracking.alive import process_tags
 from likepred.tracking.lineage import code_tags
-from likepred.tracking.keys import config_hash, flat_params, run_name
-from likepred.tracking.store import ensure_experiment, prepare_uri
+from likepred.tracking.keys import (CONFIG_HASH, JOB, JOB_NUM, OVERRIDES, THREADS, config_hash, flat_params, for_people,
+                                   run_name)
+from likepred.tracking.store import ensure_experiment, use_store
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class Run:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            self._pending += [Metric(k, float(v), now, int(epoch)) for k, v in (logs or {}).items()]
+            self._pending += [Metric(k, for_people(v), now, int(epoch)) for k, v in (logs or {}).items()]
             if time.monotonic() - self._flushed > self.FLUSH_S:
                 self.flush()
 
@@ -55,7 +56,7 @@ class Run:
         if self.run_id:
             import mlflow
 
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})  # NaN: undefined, not logged
+            mlflow.log_metrics({k: for_people(v) for k, v in metrics.items() if v == v})  # NaN: undefined, not logged
 
     def log_files(self, write_files, path: str | None = None):
         """`write_files(folder)` writes files there (returning something truthy if it wrote any);
@@ -134,12 +135,12 @@ def job_run(cfg, job=None):
 
     parent = job.parent if job is not None else {}
     exp_id = parent.get("experiment_id") or ensure_experiment(cfg.tracking)
-    mlflow.set_tracking_uri(prepare_uri(cfg.tracking.uri))
+    use_store(cfg.tracking.uri)
     check_artifact_root(cfg.tracking, exp_id)  # a read-only one is found now, not after training
-    tags = {"config_hash": config_hash(cfg), "overrides": " ".join(_task_overrides(job)), **process_tags(),
+    tags = {CONFIG_HASH: config_hash(cfg), OVERRIDES: " ".join(_task_overrides(job)), **process_tags(),
             **code_tags()}
     if job is not None:
-        tags.update({"job": " ".join(job.swept), "job_num": str(job.num), "threads_per_job": str(job.threads)})
+        tags.update({JOB: " ".join(job.swept), JOB_NUM: str(job.num), THREADS: str(job.threads)})
     if parent.get("parent_run_id"):
         tags["mlflow.parentRunId"] = parent["parent_run_id"]
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 SQLITE = "sqlite:///"
+LOCAL_ARTIFACTS = "mlruns/artifacts"  # conf/tracking/local.yaml's: a server named by $MLFLOW_TRACKING_URI keeps its own
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -30,6 +31,18 @@ def prepare_uri(uri: str) -> str:
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def use_store(uri: str):
+    """mlflow.set_tracking_uri(uri), which also writes $MLFLOW_TRACKING_URI: what the user had
+    there is kept beside it (likepred.serving.locate.user_store_env) for the run's summary."""
+    import mlflow
+
+    from likepred.serving.locate import SET_ENV, user_store_env
+
+    uri = prepare_uri(uri)
+    os.environ[SET_ENV] = f"{user_store_env() or ''}\n{uri}"
+    mlflow.set_tracking_uri(uri)
 
 
 @contextmanager
@@ -52,12 +65,13 @@ def ensure_experiment(tcfg) -> str:
     whose process was killed are ended KILLED on the way (likepred.tracking.alive)."""
     import mlflow
 
-    mlflow.set_tracking_uri(prepare_uri(tcfg.uri))
+    use_store(tcfg.uri)
     with store_lock(tcfg.uri):
         exp = mlflow.get_experiment_by_name(tcfg.experiment)  # the first call creates the store
         if exp is None:
             location = None
-            if tcfg.get("artifact_root"):
+            if tcfg.get("artifact_root") and not (tcfg.uri.startswith(("http://", "https://"))
+                                                  and tcfg.artifact_root == LOCAL_ARTIFACTS):
                 root = tcfg.artifact_root
                 location = root if "://" in root else Path(root).resolve().as_uri()
             from likepred.tracking.view import experiment_tags  # the UI opens it on its runs, scores as columns

@@ -22,7 +22,9 @@ from omegaconf import OmegaConf
 
 from likepred.tracking.alive import process_tags
 from likepred.tracking.lineage import code_tags, data_changed
-from likepred.tracking.keys import REUSED_TAG, SWEEP_FILE, config_hash
+from likepred.tracking.keys import (CONFIG_HASH, LAUNCHER, OPTIMIZED, OVERRIDES, REUSED_TAG, SWEEP_DIR, SWEEP_FILE,
+                                   SWEEP_TAG, SWEEPER, config_hash)
+from likepred.serving.locate import store_source
 from likepred.tracking.store import ensure_experiment
 
 log = logging.getLogger(__name__)
@@ -144,11 +146,13 @@ def start_sweep(config):
     sweep_dir.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tcfg.uri)
     run = client.create_run(exp_id, run_name=sweep_name(overrides), tags={
-        "likepred.tracking.sweep": "true", "overrides": " ".join(overrides), "sweep_dir": str(sweep_dir),
-        "sweeper": str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1],
-        "launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1], **process_tags(), **code_tags()})
+        SWEEP_TAG: "true", OVERRIDES: " ".join(overrides), SWEEP_DIR: str(sweep_dir),
+        SWEEPER: str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1],
+        LAUNCHER: str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
+        OPTIMIZED: str(config.get("optimized_metric") or "val_mape"), **process_tags(), **code_tags()})
     info = {"parent_run_id": run.info.run_id, "experiment_id": exp_id, "tracking_uri": tcfg.uri,
-            "overrides": overrides, "optimized_metric": config.get("optimized_metric")}
+            "overrides": overrides, "optimized_metric": config.get("optimized_metric"),
+            "register": tcfg.get("register"), "alias": tcfg.get("alias") or "champion"}
     write_atomic(sweep_dir / SWEEP_FILE, json.dumps(info, indent=1))
     _open_parents[run.info.run_id] = tcfg.uri
     if len(_open_parents) == 1:
@@ -181,12 +185,14 @@ def end_sweep(config):
         raise SystemExit(1)
     info = json.loads(path.read_text())
     client = MlflowClient(info["tracking_uri"])
-    table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"))
+    table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"), info.get("register"),
+                        info.get("alias") or "champion")
     failed = table[~table["status"].isin(DONE)]
     client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) else "FINISHED")
     _open_parents.pop(info["parent_run_id"], None)
     table_text = format_table(table, info.get("optimized_metric") or "val_mape")
-    print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs\n{table_text}", flush=True)
+    print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs (store {info['tracking_uri']}, "
+          f"{store_source(info['tracking_uri'])})\n{table_text}", flush=True)
     if len(failed):
         lines = [f"  #{r.job} {r.name}: {r.status} {r.error}".rstrip() for r in failed.itertuples()]
         print(f"likepred: {len(failed)} of {len(table)} jobs did not finish:\n" + "\n".join(lines),
@@ -207,12 +213,14 @@ def finished_run(cfg, chash: str, exp_id=None):
     """An earlier FINISHED run of the same resolved config in this experiment, or None."""
     from mlflow.tracking import MlflowClient
 
-
     exp_id = exp_id or ensure_experiment(cfg.tracking)
-    found = MlflowClient(cfg.tracking.uri).search_runs(
-        [exp_id], filter_string=f"tags.config_hash = '{chash}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1)
-    return found[0] if found else None
+    client = MlflowClient(cfg.tracking.uri)
+    for key in (CONFIG_HASH, "config_hash"):  # runs logged before the likepred. prefix too
+        found = client.search_runs([exp_id], filter_string=f"tags.`{key}` = '{chash}' and attributes.status = 'FINISHED'",
+                                   order_by=["attributes.start_time DESC"], max_results=1)
+        if found:
+            return found[0]
+    return None
 
 
 def reuse_finished(cfg, job: Job):
