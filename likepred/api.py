@@ -96,11 +96,11 @@ def runs(experiment: str | None = None, filter: str | None = None,  # noqa: A002
 
     from likepred.errors import ConfigError
     from likepred.registry import closest
-    from likepred.serving.predict import default_tracking_uri
-    from likepred.tracking.store import prepare_uri
+    from likepred.serving.locate import default_store
+    from likepred.tracking.store import use_store
 
-    uri = prepare_uri(tracking_uri or default_tracking_uri())
-    mlflow.set_tracking_uri(uri)
+    uri = tracking_uri or default_store()
+    use_store(uri)
     name = experiment or "likepred"
     if mlflow.get_experiment_by_name(name) is None:
         known = [e.name for e in mlflow.search_experiments()]

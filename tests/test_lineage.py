@@ -74,6 +74,6 @@ def test_runs_log_their_rows_and_resume_reruns_a_job_whose_data_changed(tmp_path
     path.write_text(json.dumps(profile))
     proc, _, sweep_dir3 = sweep(args, tmp_path, cache_dir, store, name="changed")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"FINISHED as run {first.info.run_id}, but its data changed (digest {tags['data_digest']} -> " in proc.stdout
+    assert f"FINISHED as run {first.info.run_id}, but its data changed (digest {tags['likepred.data_digest']} -> " in proc.stdout
     _, _, (again,) = parent_and_children(uri, sweep_dir3)
     assert again.info.status == "FINISHED" and again.data.tags["likepred.data_digest"] != tags["likepred.data_digest"]
