@@ -154,6 +154,7 @@ class ProfilesFolder:
 
     def __init__(self, path):
         self.path = Path(path)
+        self.parsed = []
 
     def _stats(self):
         folder = self.path
@@ -173,7 +174,15 @@ class ProfilesFolder:
         return dict(sorted(stats.items()))
 
     def read(self, on_error="error", scrape_date=None, workers=None):
-        """Posts, users and Skips, as `schema.posts_and_users` gives them for this folder."""
+        """Posts, users and Skips, as `schema.posts_and_users` gives them for this folder.
+        `self.parsed` then lists the files parsed (not taken from the cache)."""
+        gc.disable()  # millions of new objects, none cyclic: collection passes only cost time
+        try:
+            return self._read(on_error, scrape_date, workers)
+        finally:
+            gc.enable()
+
+    def _read(self, on_error, scrape_date, workers):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -186,6 +195,7 @@ class ProfilesFolder:
         final = cache / f"posts-{state}.parquet"
         now_ns = time.time_ns()
         racy = any(m < 0 or now_ns - m < RACY_S * 1e9 for _, m in stats.values())
+        self.parsed = []
         if final.exists() and not racy:
             try:
                 meta = json.loads((cache / f"posts-{state}.json").read_text())
@@ -212,6 +222,7 @@ class ProfilesFolder:
                 entries[name] = e
             else:
                 todo.append(name)
+        self.parsed = todo
         fresh = self._parse(todo, stats, scrape_date, cache, workers) if todo else {}
         entries.update(fresh)
         ordered = [entries[name] | {"file": name} for name in stats]
@@ -231,7 +242,7 @@ class ProfilesFolder:
         table = pa.concat_tables(tables, promote_options="default") if tables else _arrow_table([])
         table = table.unify_dictionaries() if tables else table
         rank = {name: i for i, name in enumerate(stats)}
-        order = np.array([rank[f] for f in table["file"].combine_chunks().dictionary.to_pylist()], dtype=np.int64)
+        order = np.array([rank.get(f, -1) for f in table["file"].combine_chunks().dictionary.to_pylist()], dtype=np.int64)
         file_rank = order[table["file"].combine_chunks().indices.to_numpy()] if len(table) else order[:0]
         sort = np.lexsort((table["post_index"].to_numpy(), file_rank))
         if (np.diff(sort) != 1).any():
