@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 VERSION = 1  # bump when what a part or the index holds changes
 RACY_S = 3.0  # files written this recently are re-read every time (mtime granularity)
 CHUNK_BYTES = 32 << 20  # at most this much JSON per task (a worker holds its chunk's objects)
-POOL_BYTES = 16 << 20  # smaller folders are parsed in this process (a pool costs ~1 s to start)
+POOL_BYTES = 64 << 20  # smaller folders are parsed in this process (a pool costs 1-3 s to start)
 
 
 def _key(*parts) -> str:
