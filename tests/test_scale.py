@@ -37,3 +37,25 @@ def test_same_files_as_before_the_rewrite(tmp_path):
     files = json.loads((out / "COMPLETE").read_text())["files"]
     digest = hashlib.sha1(json.dumps(files, sort_keys=True).encode()).hexdigest()
     assert digest == "526fc3163922ba2ad9af2f003180aab9498c2292"
+
+
+def test_hashtag_score_on_columns_is_the_per_row_sum():
+    """Ranking by train frequency ('#Sun' and 'sun' are one tag; ties by name) and the score, as the
+    per-row definition gives them."""
+    from collections import Counter
+
+    import pandas as pd
+
+    from likepred.features.metadata import HashtagScore, bare_tag
+
+    rng = np.random.default_rng(1)
+    vocab = ["#Sun", "sun", "Beach", "#beach", "x", "Y", "#y", *(f"t{i}" for i in range(40))]
+    posts = pd.DataFrame({"tags": [[vocab[j] for j in rng.integers(0, len(vocab), rng.integers(0, 6))]
+                                   for _ in range(500)]})
+    h = HashtagScore(top_k=10).fit(posts)
+    counts = Counter(bare_tag(t) for ts in posts["tags"] for t in ts)
+    ranked = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:10]
+    assert h.rank_ == {t: r for r, t in enumerate(ranked)}
+    want = posts["tags"].map(lambda ts: sum(10 - h.rank_.get(bare_tag(t), 10) for t in ts))
+    assert np.array_equal(h.transform(posts)["log_hashtag_score"], np.log1p(want.to_numpy(dtype=float)))
+    assert h.transform(pd.DataFrame({"tags": [[], []]}))["log_hashtag_score"].tolist() == [0.0, 0.0]
