@@ -1,9 +1,9 @@
-"""A profiles folder read in parallel into a Parquet cache, so that the next read is a column load.
+"""Profiles and Instaloader folders read in parallel into a Parquet cache: the next read is a column load.
 
-The first read of a folder parses its files in a process pool (one task per chunk of files, all
-cores), each worker validating with `schema.parse_profile` and writing its chunk's posts to one
-Parquet part; the index (`index.json`) records, per file, its size and modification time, its part
-and what was wrong with it. A later read re-parses only files that changed or were added (a file
+The first read of a folder parses its units (a profile file; an Instaloader profile folder) in a
+process pool (one task per chunk of units, all cores), each worker validating with
+`schema.parse_profile` and writing its chunk's posts to one Parquet part; the index (`index.json`)
+records, per unit, its size and modification time, its part and what was wrong with it. A later read re-parses only files that changed or were added (a file
 written in the last seconds is always re-read: its time cannot tell a quick rewrite apart) and
 loads the rest from the parts. Problems are reported exactly as `schema.posts_and_users` reports
 them (the same `assemble`), and the assembled table is cached too, so a warm read of an unchanged
@@ -53,7 +53,7 @@ def _arrow_table(results, alias_of=None):
             continue
         n = len(r.columns["post_index"])
         alias += [r.user[0]] * n
-        files += [r.file] * n
+        files += [getattr(r, "unit", r.file)] * n
         for k in schema.COLUMN_NAMES:
             cols[k] += r.columns[k]
     data = {"file": pa.array(files, pa.string()).dictionary_encode(),
@@ -115,48 +115,76 @@ def to_posts(table) -> tuple[pd.DataFrame, np.ndarray]:
     return schema.posts_frame(alias, files, cols), files
 
 
-def _parse_chunk(folder: str, names: list, scrape_date, part_path: str | None):
-    """Worker: read and validate `names` in `folder`; write their posts to `part_path` (None: return
-    the Arrow table); return the files' index entries."""
+def _parse_profiles(folder: str, names: list, scrape_date):
+    """(unit, FileResult) per profile file."""
     from likepred.data.profiles import read_json
+
+    for name in names:
+        f = Path(folder) / name
+        try:
+            profile = read_json(f)
+            written = datetime.fromtimestamp(f.stat().st_mtime, timezone.utc)
+        except DataError as e:
+            profile, written = e, None
+        except OSError as e:
+            profile, written = DataError(f"cannot read it: {e.strerror or e}", name), None
+        yield name, schema.parse_profile(name, profile, written, scrape_date)
+
+
+def _parse_instaloader(folder: str, names: list, scrape_date):
+    """(unit, FileResult) per Instaloader profile folder (named relative to `folder`, data.path)."""
+    from likepred.data import instaloader
+
+    il = instaloader._instaloader()
+    context = il.InstaloaderContext(quiet=True)
+    root = Path(folder)
+    for name in names:
+        try:
+            file, profile = instaloader._folder(il, context, root / name, root)
+        except DataError as e:  # data.on_error=skip drops the folder, as it drops a bad profile file
+            file, profile = (root / name).name, e
+        # Instaloader stamps each file with its post's date: no bound on dates but data.scrape_date
+        yield name, schema.parse_profile(file, profile, None, scrape_date)
+
+
+PARSERS = {"profiles": _parse_profiles, "instaloader": _parse_instaloader}
+
+
+def _parse_chunk(kind: str, folder: str, names: list, scrape_date, part_path: str):
+    """Worker: read and validate the units `names` of `folder`; write their posts to `part_path`;
+    return the units' index entries."""
+    import pyarrow.parquet as pq
 
     gc.disable()  # millions of small objects, none cyclic: collection only costs time
     try:
         results, entries = [], []
-        for name in names:
-            f = Path(folder) / name
-            try:
-                profile = read_json(f)
-                written = datetime.fromtimestamp(f.stat().st_mtime, timezone.utc)
-            except DataError as e:
-                profile, written = e, None
-            except OSError as e:
-                profile, written = DataError(f"cannot read it: {e.strerror or e}", name), None
-            r = schema.parse_profile(name, profile, written, scrape_date)
+        for unit, r in PARSERS[kind](folder, names, scrape_date):
+            r.unit = unit
             results.append(r)
             entries.append(r.meta() | {"n": 0 if r.columns is None else len(r.columns["post_index"])})
         table = _arrow_table(results)
         del results
-        if part_path is None:
-            return entries, table
-        import pyarrow.parquet as pq
-
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd")
         write_atomic(part_path, buf.getvalue(), fsync=False)
-        return entries, None
+        return entries
     finally:
         gc.enable()
 
 
 class ProfilesFolder:
-    """A folder of one-JSON-per-user profiles, read through the columnar cache (`read`)."""
+    """A folder of one-JSON-per-user profiles, read through the columnar cache (`read`). A unit
+    (what is parsed, cached and re-read alone) is one file; for `InstaloaderFolder`, one profile
+    folder."""
+
+    kind = "profiles"
 
     def __init__(self, path):
         self.path = Path(path)
         self.parsed = []
 
     def _stats(self):
+        """{unit name: (bytes, newest mtime in ns, ...)}, sorted by name: what says a unit changed."""
         folder = self.path
         if not folder.is_dir():
             raise DataError(f"profiles folder not found: {folder} (set data.path)", field="data.path")
@@ -189,12 +217,12 @@ class ProfilesFolder:
         if on_error not in ("error", "skip"):
             raise DataError(f"on_error must be 'error' or 'skip', got {on_error!r}", field="data.on_error")
         stats = self._stats()
-        cache = cache_root() / "tables" / _key(VERSION, str(self.path.resolve()), scrape_date)
+        cache = cache_root() / "tables" / _key(VERSION, self.kind, str(self.path.resolve()), scrape_date)
         cache.mkdir(parents=True, exist_ok=True)
         state = _key(VERSION, stats, on_error)
         final = cache / f"posts-{state}.parquet"
         now_ns = time.time_ns()
-        racy = any(m < 0 or now_ns - m < RACY_S * 1e9 for _, m in stats.values())
+        racy = any(st[1] < 0 or now_ns - st[1] < RACY_S * 1e9 for st in stats.values())
         self.parsed = []
         if final.exists() and not racy:
             try:
@@ -225,9 +253,10 @@ class ProfilesFolder:
         self.parsed = todo
         fresh = self._parse(todo, stats, scrape_date, cache, workers) if todo else {}
         entries.update(fresh)
-        ordered = [entries[name] | {"file": name} for name in stats]
+        units = list(stats)
+        ordered = [entries[name] for name in units]
         users, skips, kept = schema.assemble(ordered, on_error)  # raises the first problem ("error")
-        keep_files = {ordered[i]["file"] for i in kept}
+        keep_files = {units[i] for i in kept}
         parts = sorted({e["part"] for e in ordered if e["part"] and e["n"]})
         tables = []
         for part in parts:
@@ -248,6 +277,8 @@ class ProfilesFolder:
         if (np.diff(sort) != 1).any():
             table = table.take(pa.array(sort))
         posts, files = to_posts(table)
+        if any(entries[u]["file"] != u for u in units):  # messages name the unit's file, not the unit
+            files = pd.Series(files).map({u: entries[u]["file"] for u in units}).to_numpy()
         n_before = len(posts)
         posts = schema._drop_duplicates(posts, files, skips)
         index = {name: entries[name] for name in stats}
@@ -289,6 +320,7 @@ class ProfilesFolder:
             chunks = [names[i:i + step] for i in range(0, len(names), step)]
         jobs = [(str(self.path), c, None, str(cache / f"part-{_key(c[0], c[-1], time.time_ns())}.parquet"))
                 for c in chunks]
+        kind = self.kind
         out, started = {}, time.time()
         from tqdm import tqdm
 
@@ -297,13 +329,14 @@ class ProfilesFolder:
             import multiprocessing as mp
 
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_parse_chunk, folder, c, scrape_date, part) for folder, c, _, part in jobs]
+                futures = [pool.submit(_parse_chunk, kind, folder, c, scrape_date, part)
+                           for folder, c, _, part in jobs]
                 for (_, c, _, part), fut in zip(jobs, futures):
-                    out.update(self._entries(c, fut.result()[0], part, stats))
+                    out.update(self._entries(c, fut.result(), part, stats))
                     bar.update(len(c))
         else:
             for folder, c, _, part in jobs:
-                out.update(self._entries(c, _parse_chunk(folder, c, scrape_date, part)[0], part, stats))
+                out.update(self._entries(c, _parse_chunk(kind, folder, c, scrape_date, part), part, stats))
                 bar.update(len(c))
         bar.close()
         n = sum(e["n"] for e in out.values())
@@ -323,3 +356,31 @@ def _kept_mask(posts, table):
     key_t = pd.MultiIndex.from_arrays([table["alias"].to_pandas().astype(object), table["post_index"].to_numpy()])
     key_p = pd.MultiIndex.from_arrays([posts["alias"].astype(object), posts["post_index"].to_numpy()])
     return key_t.isin(key_p)
+
+
+class InstaloaderFolder(ProfilesFolder):
+    """Folders written by Instaloader (`likepred.data.instaloader`), one unit per profile folder,
+    changed when any file in it is (name, size or time)."""
+
+    kind = "instaloader"
+
+    def _stats(self):
+        from likepred.data.instaloader import _instaloader, profile_folders
+
+        _instaloader()  # the missing package named before anything is read
+        root = self.path.absolute()
+        stats = {}
+        for folder in profile_folders(root):  # the DataError for a folder without metadata
+            files = []
+            with os.scandir(folder) as it:
+                for e in it:
+                    try:
+                        st = e.stat()
+                        files.append((e.name, st.st_size, st.st_mtime_ns))
+                    except OSError:
+                        files.append((e.name, -1, -1))
+            files.sort()
+            name = folder.relative_to(root).as_posix() if folder != root else "."
+            stats[name] = (sum(max(f[1], 0) for f in files), min(f[2] for f in files) if any(f[2] < 0 for f in files)
+                           else max(f[2] for f in files), _key(files))
+        return dict(sorted(stats.items()))
