@@ -90,3 +90,16 @@ def test_process_pool_reads_the_same(synthetic, monkeypatch):
     reader = columnar.ProfilesFolder(synthetic)
     same(reader.read(workers=2), plain(synthetic))
     assert len(reader.parsed) == 60
+
+
+def test_dtypes_are_what_pandas_makes_of_the_rows(synthetic):
+    """The cached table's dtypes are those pandas infers from row dicts (as the reader always built it)."""
+    from datetime import datetime, timezone
+
+    posts, users, _ = columnar.ProfilesFolder(synthetic).read()
+    rows = pd.DataFrame([{"alias": "a", "caption": "c", "image": "i.jpg", "localization": None,
+                          "date": datetime.now(timezone.utc)}])
+    rows["date"] = pd.to_datetime(rows["date"], utc=True)
+    for c in rows.columns:
+        assert posts[c].dtype == rows[c].dtype, c
+    assert users["alias"].dtype == rows["alias"].dtype

@@ -89,30 +89,40 @@ def _lists(arr) -> list:
     return out
 
 
-def _mixed(table, name) -> list:
+def _text(arr):
+    """A string column as pandas makes it from Python values: its str dtype (NaN for None), or
+    object Nones when every value is None."""
+    import pyarrow as pa
+
+    arr = arr.cast(pa.string())
+    if len(arr) and arr.null_count == len(arr):
+        return pd.Series([None] * len(arr), dtype=object)
+    return arr.to_pandas()
+
+
+def _mixed(table, name):
     import pyarrow.compute as pc
 
     kind = table[name + "_kind"].to_numpy()
     if not (kind == 2).any():  # all None or strings: the first element, no Python per value
-        return pc.list_element(table[name], 0).to_numpy(zero_copy_only=False).tolist() if len(kind) else []
+        return _text(pc.list_element(table[name], 0)) if len(kind) else []
     vals = _lists(table[name])
     return [v[0] if k == 1 else v for v, k in zip(vals, kind)]
 
 
 def to_posts(table) -> tuple[pd.DataFrame, np.ndarray]:
-    """The posts DataFrame (schema.POST_COLUMNS) and each post's file name, from an Arrow table."""
+    """The posts DataFrame (schema.POST_COLUMNS) and each post's unit name, from an Arrow table."""
     import pyarrow as pa
 
     cols = {"post_index": table["post_index"].to_numpy(), "date_us": table["date_us"].to_numpy(),
             "likes": table["likes"].to_numpy(), "tags": _lists(table["tags"]),
-            "mentions": _lists(table["mentions"]), "caption": table["caption"].to_numpy(zero_copy_only=False).tolist(),
+            "mentions": _lists(table["mentions"]), "caption": _text(table["caption"]),
             "image": _mixed(table, "image"), "url_image": _mixed(table, "url_image"),
             "multiple_image": table["multiple_image"].to_numpy(zero_copy_only=False),
             "is_video": table["is_video"].to_numpy(zero_copy_only=False),
-            "localization": table["localization"].to_numpy(zero_copy_only=False).tolist()}
-    alias = table["alias"].cast(pa.string()).to_numpy(zero_copy_only=False)
+            "localization": _text(table["localization"])}
     files = table["file"].cast(pa.string()).to_numpy(zero_copy_only=False)
-    return schema.posts_frame(alias, files, cols), files
+    return schema.posts_frame(_text(table["alias"]), files, cols), files
 
 
 def _parse_profiles(folder: str, names: list, scrape_date):

@@ -392,20 +392,25 @@ def assemble(results, on_error: str = "error"):
     return users_df, skips, kept
 
 
+_DATE_UNIT = pd.to_datetime([EARLIEST], utc=True).unit  # what pandas makes of datetimes (us in pandas 3)
+
+
 def posts_frame(alias, file, columns) -> pd.DataFrame:
-    """The posts table from concatenated FileResult columns (`alias` and `file`: one per post)."""
+    """The posts table from concatenated FileResult columns (`alias` and `file`: one per post).
+    Text columns are Python lists (pandas infers their dtype, as it did from row dicts) or pandas
+    Series already typed (the columnar cache)."""
+    def col(v):
+        return v.to_numpy() if isinstance(v, pd.Series) and v.dtype == object else v
+
     posts = pd.DataFrame({
-        "alias": alias, "post_index": np.asarray(columns["post_index"], dtype="int64"),
-        "date": pd.to_datetime(np.asarray(columns["date_us"], dtype="int64"), unit="us", utc=True).as_unit("ns"),
+        "alias": col(alias), "post_index": np.asarray(columns["post_index"], dtype="int64"),
+        "date": pd.to_datetime(np.asarray(columns["date_us"], dtype="int64"), unit="us", utc=True).as_unit(_DATE_UNIT),
         "likes": np.asarray(columns["likes"], dtype="int64"),
-        **{k: columns[k] for k in ("tags", "mentions", "caption")},
-        "image": columns["image"], "url_image": columns["url_image"],
+        **{k: col(columns[k]) for k in ("tags", "mentions", "caption", "image", "url_image")},
         "multiple_image": np.asarray(columns["multiple_image"], dtype=bool),
         "is_video": np.asarray(columns["is_video"], dtype=bool),
-        "localization": columns["localization"],
+        "localization": col(columns["localization"]),
     }, columns=POST_COLUMNS)
-    for c in ("tags", "mentions", "caption", "image", "url_image", "localization", "alias"):
-        posts[c] = posts[c].astype(object)
     return posts
 
 
