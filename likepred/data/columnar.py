@@ -28,7 +28,7 @@ import pandas as pd
 
 from likepred.data import schema
 from likepred.errors import DataError
-from likepred.files import cache_root, write_atomic
+from likepred.files import cache_root, open_atomic, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -230,14 +230,16 @@ class ProfilesFolder:
         cache = cache_root() / "tables" / _key(VERSION, self.kind, str(self.path.resolve()), scrape_date)
         cache.mkdir(parents=True, exist_ok=True)
         state = _key(VERSION, stats, on_error)
-        final = cache / f"posts-{state}.parquet"
+        final = cache / f"posts-{state}.arrow"  # Arrow IPC, lz4: a warm read is a near copy-free load
         now_ns = time.time_ns()
         racy = any(st[1] < 0 or now_ns - st[1] < RACY_S * 1e9 for st in stats.values())
         self.parsed = []
         if final.exists() and not racy:
             try:
                 meta = json.loads((cache / f"posts-{state}.json").read_text())
-                posts, files = to_posts(pq.read_table(final))
+                with pa.OSFile(str(final)) as source:  # read into memory: pandas may keep Arrow's buffers
+                    table = pa.ipc.open_file(source).read_all()
+                posts, files = to_posts(table)
                 skips = schema.Skips()
                 skips.rows, skips.files, skips.records, skips.duplicates = (
                     [tuple(r) for r in meta["rows"]], meta["files"], meta["records"], meta["duplicates"])
@@ -296,9 +298,9 @@ class ProfilesFolder:
         if not any(now_ns - st[1] < RACY_S * 1e9 or st[1] < 0 for st in stats.values()):
             if len(posts) < n_before:
                 table = table.filter(pa.array(_kept_mask(posts, table)))
-            buf = io.BytesIO()
-            pq.write_table(table, buf, compression="zstd")
-            write_atomic(final, buf.getvalue(), fsync=False)
+            with open_atomic(final, fsync=False) as f:
+                with pa.ipc.new_file(f, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
+                    w.write_table(table, max_chunksize=1 << 20)
             write_atomic(cache / f"posts-{state}.json", json.dumps({
                 "rows": skips.rows, "files": skips.files, "records": skips.records,
                 "duplicates": skips.duplicates, "users": users.astype(object).values.tolist()}), fsync=False)
