@@ -269,7 +269,7 @@ class ProfilesFolder:
         ordered = [entries[name] for name in units]
         users, skips, kept = schema.assemble(ordered, on_error)  # raises the first problem ("error")
         keep_files = {units[i] for i in kept}
-        parts = sorted({e["part"] for e in ordered if e["part"] and e["n"]})
+        parts = list(dict.fromkeys(e["part"] for e in ordered if e["part"] and e["n"]))  # in unit order: no sort
         tables = []
         for part in parts:
             t = pq.read_table(cache / part)
