@@ -59,3 +59,19 @@ def test_hashtag_score_on_columns_is_the_per_row_sum():
     want = posts["tags"].map(lambda ts: sum(10 - h.rank_.get(bare_tag(t), 10) for t in ts))
     assert np.array_equal(h.transform(posts)["log_hashtag_score"], np.log1p(want.to_numpy(dtype=float)))
     assert h.transform(pd.DataFrame({"tags": [[], []]}))["log_hashtag_score"].tolist() == [0.0, 0.0]
+
+
+def test_leave_one_out_stats_from_running_sums_are_the_full_layout():
+    """_loo_stats (one sort, running sums) against every leave-one-out subset laid out in full:
+    median and best constant exactly (ties and weighted-median boundaries included), the rest
+    to 1e-12; a user of 2 posts has no spread."""
+    from likepred.userstats import _loo_rows, _loo_stats
+
+    rng = np.random.default_rng(0)
+    for t in range(300):
+        n = int(rng.integers(2, 40))
+        x = (rng.integers(1, 12, n) if t % 2 else np.exp(rng.normal(5, 2, n)).round(1) + 1).astype(float)
+        got, want = _loo_stats(x), _loo_rows(x, np.arange(n))
+        np.testing.assert_array_equal(got[:, [0, 2, 5]], want[:, [0, 2, 5]])
+        np.testing.assert_allclose(got[:, [1, 3, 4]], want[:, [1, 3, 4]], rtol=1e-12, atol=1e-12)
+    assert np.isnan(_loo_stats(np.array([3.0, 5.0]))[:, 4]).all()
