@@ -80,7 +80,11 @@ def _lists(arr) -> list:
     import pyarrow.compute as pc
 
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    flat = arr.flatten().to_pylist()
+    # one Python string per distinct value, shared by every list holding it (a tag used a million
+    # times is one object, not a million)
+    enc = pc.dictionary_encode(arr.flatten())
+    flat = np.array(enc.dictionary.to_pylist() + [None], dtype=object)[
+        enc.indices.fill_null(len(enc.dictionary)).to_numpy()].tolist()
     off = (arr.offsets.to_numpy() - arr.offsets[0].as_py()).tolist()
     out = [flat[a:b] for a, b in zip(off[:-1], off[1:])]
     if arr.null_count:
