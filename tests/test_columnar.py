@@ -103,3 +103,13 @@ def test_dtypes_are_what_pandas_makes_of_the_rows(synthetic):
     for c in rows.columns:
         assert posts[c].dtype == rows[c].dtype, c
     assert users["alias"].dtype == rows["alias"].dtype
+
+
+def test_unwritable_cache_reads_the_files_without_it(tmp_path, monkeypatch, caplog):
+    folder = write(tmp_path / "p", profile("alice"), profile("bob"))
+    blocked = tmp_path / "afile"
+    blocked.write_text("x")  # a folder under a regular file cannot be made, even by root
+    monkeypatch.setenv("LIKEPRED_CACHE", str(blocked / "cache"))
+    posts, users, _ = columnar.ProfilesFolder(folder).read()
+    same((posts, users, _), plain(folder))
+    assert "not usable" in caplog.text

@@ -221,8 +221,17 @@ class ProfilesFolder:
         gc.disable()  # millions of new objects, none cyclic: collection passes only cost time
         try:
             return self._read(on_error, scrape_date, workers)
+        except OSError as e:  # a read-only or full cache: the files are still readable (bad ones are DataErrors)
+            log.warning("data cache under %s not usable (%s): reading %s without it", cache_root(), e, self.path)
+            self.parsed = list(self._stats())
+            return schema.posts_and_users(self._plain(), on_error, scrape_date)
         finally:
             gc.enable()
+
+    def _plain(self):
+        from likepred.data.profiles import iter_profiles
+
+        return iter_profiles(self.path)
 
     def _read(self, on_error, scrape_date, workers):
         import pyarrow as pa
@@ -379,6 +388,11 @@ class InstaloaderFolder(ProfilesFolder):
     changed when any file in it is (name, size or time)."""
 
     kind = "instaloader"
+
+    def _plain(self):
+        from likepred.data.instaloader import iter_profiles
+
+        return iter_profiles(self.path)
 
     def _stats(self):
         from likepred.data.instaloader import _instaloader, profile_folders
