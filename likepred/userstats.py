@@ -38,25 +38,70 @@ def _stats(likes: np.ndarray) -> dict:
     }
 
 
+def _loo_rows(likes: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """`_stats` of `likes` without each of `left`, laid out in full (n - 1 values per row)."""
+    n = len(likes)
+    keep = np.ones((len(left), n), dtype=bool)
+    keep[np.arange(len(left)), left] = False
+    rows = np.broadcast_to(likes, keep.shape)[keep].reshape(len(left), n - 1)
+    logs = np.log(rows)
+    v = np.sort(rows, axis=1)  # best_constant's weighted median, row by row
+    cum = np.cumsum(1.0 / v, axis=1)
+    best = v[np.arange(len(left)), (cum >= cum[:, -1:] / 2.0).argmax(axis=1)]
+    log_std = logs.std(axis=1, ddof=1) if n > 2 else np.full(len(left), np.nan)
+    return np.column_stack([np.full(len(left), n - 1.0), rows.mean(axis=1), np.median(rows, axis=1),
+                            logs.mean(axis=1), log_std, best])
+
+
 def _loo_stats(likes: np.ndarray, cells: int = 1 << 20) -> np.ndarray:
     """`_stats` of each leave-one-out subset of one user's likes, a row per left-out post.
-    Up to `cells` likes are laid out at a time, so a user with thousands of posts stays small."""
-    n = len(likes)
-    step = max(1, cells // n)
-    out = []
-    for start in range(0, n, step):
-        left = np.arange(start, min(start + step, n))
-        keep = np.ones((len(left), n), dtype=bool)
-        keep[np.arange(len(left)), left] = False
-        rows = np.broadcast_to(likes, keep.shape)[keep].reshape(len(left), n - 1)
-        logs = np.log(rows)
-        v = np.sort(rows, axis=1)  # best_constant's weighted median, row by row
-        cum = np.cumsum(1.0 / v, axis=1)
-        best = v[np.arange(len(left)), (cum >= cum[:, -1:] / 2.0).argmax(axis=1)]
-        log_std = logs.std(axis=1, ddof=1) if n > 2 else np.full(len(left), np.nan)
-        out.append(np.column_stack([np.full(len(left), n - 1.0), rows.mean(axis=1), np.median(rows, axis=1),
-                                    logs.mean(axis=1), log_std, best]))
-    return np.vstack(out)
+
+    From one sort and running sums (n log n: a user with thousands of posts stays small); a row
+    whose result a rounding could change (a weighted-median boundary hit exactly, a spread that
+    cancels) is laid out in full instead, up to `cells` likes at a time."""
+    x = np.asarray(likes, dtype=float)
+    n, m = len(x), len(x) - 1
+    order = np.argsort(x, kind="stable")
+    v, rank = x[order], np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+
+    def kept(i):  # the i-th smallest of the others, for every left-out post
+        return np.where(i < rank, v[min(i, n - 1)], v[min(i + 1, n - 1)])
+
+    median = kept(m // 2) if m % 2 else (kept(m // 2 - 1) + kept(m // 2)) / 2
+    logs = np.log(x)
+    log_mean = (logs.sum() - logs) / m
+    mean = (x.sum() - x) / m
+    exact = np.zeros(n, dtype=bool)
+    if n > 2:
+        mu = logs.mean()
+        ss = ((logs - mu) ** 2).sum()
+        ss_j = ss - (logs - mu) * (logs - log_mean)  # the sum of squares without post j
+        exact |= ss_j < 1e-6 * ss  # cancellation: recompute
+        log_std = np.sqrt(np.maximum(ss_j, 0.0) / (m - 1))
+    else:
+        log_std = np.full(n, np.nan)
+    # best constant: the 1/y-weighted median of the others; cum' is cum with post j's weight removed
+    w = 1.0 / v
+    cum = np.cumsum(w)
+    w_j = w[rank]
+    half = (cum[-1] - w_j) / 2.0
+    below = np.searchsorted(cum, half, side="left")  # first sorted position, before j, at or past half
+    above = np.maximum(np.searchsorted(cum, half + w_j, side="left"), rank + 1)
+    pos = np.where(below < rank, below, np.minimum(above, n - 1))
+    best = v[pos]
+    # near a boundary the running sums may round the other way from the row's own cumsum: recompute
+    c_at = np.where(pos < rank, cum[pos], cum[pos] - w_j)
+    prev = pos - 1 - (pos - 1 == rank)
+    c_prev = np.where(prev < 0, -np.inf, np.where(prev < rank, cum[np.maximum(prev, 0)], cum[np.maximum(prev, 0)] - w_j))
+    exact |= (np.abs(c_at - half) <= 1e-9 * cum[-1]) | (np.abs(c_prev - half) <= 1e-9 * cum[-1])
+    out = np.column_stack([np.full(n, m, dtype=float), mean, median, log_mean, log_std, best])
+    redo = np.flatnonzero(exact)
+    step = max(1, cells // max(n, 1))
+    for start in range(0, len(redo), step):
+        ix = redo[start:start + step]
+        out[ix] = _loo_rows(x, ix)
+    return out
 
 
 def _profile_matrix(frame: pd.DataFrame) -> np.ndarray:

@@ -192,3 +192,32 @@ def test_image_model_trains_and_predicts_on_the_pictures(il_cfg, downloads, tmp_
     capsys.readouterr()
     assert predict_main(["--model", f"runs:/{run_id}/model", "--tracking-uri", uri, str(post)]) == 0
     assert "likes" in capsys.readouterr().out
+
+
+def test_cached_read_equals_the_plain_read_and_rereads_one_folder(downloads):
+    """Instaloader folders through the columnar cache: the plain reader's tables; a second read
+    parses nothing; a changed folder is parsed alone."""
+    import time
+
+    import pandas as pd
+
+    from likepred.data import instaloader
+    from likepred.data.columnar import InstaloaderFolder
+    from likepred.data.schema import posts_and_users
+
+    old = time.time() - 60  # files written just now are always re-read (racy mtimes)
+    for f in downloads.rglob("*"):
+        os.utime(f, (old, old))
+    want = posts_and_users(instaloader.iter_profiles(downloads))
+    reader = InstaloaderFolder(downloads)
+    got = reader.read()
+    assert sorted(reader.parsed) == ["alice", "bob"]
+    for a, b in zip(got[:2], want[:2]):
+        pd.testing.assert_frame_equal(a, b)
+    assert any(isinstance(x, list) for x in got[0]["image"])  # bob's sidecars: lists of pictures
+    reader.read()
+    assert reader.parsed == []
+    (downloads / "alice" / "id").write_text("101 ")  # any file of the folder counts
+    os.utime(downloads / "alice" / "id", (old + 5, old + 5))
+    pd.testing.assert_frame_equal(reader.read()[0], want[0])
+    assert reader.parsed == ["alice"]

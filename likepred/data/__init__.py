@@ -21,13 +21,16 @@ from likepred.registry import Registry
 
 log = logging.getLogger(__name__)
 
-# name -> reader(cfg) -> (iterable of (file, profile dict or DataError, last written), synthetic folder or None)
+# name -> reader(cfg) -> (iterable of (file, profile dict or DataError, last written) or an object with
+# .read(on_error, scrape_date) -> (posts, users, Skips), synthetic folder or None)
 READERS = Registry("data.source")
 
 
 @READERS.register("profiles")
 def _profiles(cfg):
-    return profiles.iter_profiles(cfg.path), None
+    from likepred.data.columnar import ProfilesFolder
+
+    return ProfilesFolder(cfg.path), None
 
 
 @READERS.register("study_csv")
@@ -40,14 +43,19 @@ def _synthetic(cfg):
     from likepred import synthetic
 
     folder = synthetic.ensure(cfg.path, cfg.n_users, cfg.min_posts, cfg.max_posts, cfg.seed)
-    return profiles.iter_profiles(folder / "profiles"), folder
+    from likepred.data.columnar import ProfilesFolder
+
+    return ProfilesFolder(folder / "profiles"), folder
 
 
 def read_posts(cfg):
     """The source's validated posts and users before any filter, what was skipped (Skips) and
     the synthetic folder (None for other sources)."""
     items, folder = READERS.get(cfg.source)(cfg)
-    posts, users, skips = posts_and_users(items, cfg.get("on_error", "error"), _scrape_date(cfg))
+    if hasattr(items, "read"):  # a folder read through the columnar cache (likepred.data.columnar)
+        posts, users, skips = items.read(cfg.get("on_error", "error"), _scrape_date(cfg))
+    else:
+        posts, users, skips = posts_and_users(items, cfg.get("on_error", "error"), _scrape_date(cfg))
     if skips.files or skips.records:
         log.warning("skipped %d bad files and %d bad posts (data.on_error=skip)", skips.files, skips.records)
     if posts.empty:

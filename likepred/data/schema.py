@@ -249,6 +249,171 @@ def _drop_duplicates(posts: pd.DataFrame, files: list, skips: Skips) -> pd.DataF
     return posts[~dup].reset_index(drop=True)
 
 
+# A file's posts as columns (lists), in POST_COLUMNS order save `date` (microseconds since 1970,
+# UTC) and `image`/`url_image` (None, a string or a list of strings, as in the files).
+COLUMN_NAMES = ("post_index", "date_us", "likes", "tags", "mentions", "caption", "image", "url_image",
+                "multiple_image", "is_video", "localization")
+
+
+@dataclass
+class FileResult:
+    """One file's validated content: the user (alias, followers, following, posts_count, private)
+    or the whole-file problem (reason, record, field, file), the bad posts (record, field, reason, file) and
+    the good posts' columns (not kept in a cache's index; the cache holds them in Parquet)."""
+
+    file: str
+    user: tuple | None = None
+    error: tuple | None = None
+    post_errors: list = field(default_factory=list)
+    columns: dict | None = None
+
+    def meta(self) -> dict:
+        return {"file": self.file, "user": self.user, "error": self.error, "post_errors": self.post_errors}
+
+
+def _bound(written, scrape_date):
+    if scrape_date is not None:
+        return scrape_date, f"data.scrape_date={scrape_date:%Y-%m-%d %H:%M}"
+    if written is not None:
+        return written + CLOCK_SLACK, f"the file was last written ({written:%Y-%m-%d %H:%M} UTC)"
+    return None, None
+
+
+def parse_profile(file, profile, written=None, scrape_date=None) -> FileResult:
+    """Validate one reader item (file, profile dict or DataError, last written) into a FileResult.
+
+    Every post is checked as `_post_row` checks it: a fast path accepts the common well-formed
+    post; anything else goes through `_post_row`, which names the post and field of the problem.
+    """
+    out = FileResult(file)
+    try:
+        if isinstance(profile, DataError):
+            raise profile
+        if not isinstance(profile, dict):
+            raise DataError("a profile must be a JSON object", file)
+        if isinstance(profile.get("_error"), DataError):
+            raise profile["_error"]
+        _check(profile, _USER_FIELDS, True, file, None)
+    except DataError as e:
+        out.error = (e.reason, e.record, e.field, e.file)
+        return out
+    alias = profile["alias"]
+    out.user = (alias, profile["numberFollowers"], profile["numberFollowing"], profile["numberPosts"],
+                bool(profile.get("private", False)))
+    latest, after = _bound(written, scrape_date)
+    cols = {k: [] for k in COLUMN_NAMES}
+    (ix, dates, likes, tags, mentions, caption, image, url, multi, video, loc) = (cols[k] for k in COLUMN_NAMES)
+    fromiso, utc, earliest = datetime.fromisoformat, timezone.utc, EARLIEST
+    for i, p in enumerate(profile["posts"]):
+        if type(p) is dict and "_record" not in p and "_error" not in p:  # the fast path
+            n, t, m, d = p.get("numberLikes"), p.get("tags"), p.get("mentions"), p.get("date")
+            desc, u, f, lo = p.get("description"), p.get("urlImage"), p.get("filename"), p.get("localization")
+            mi, vi = p.get("multipleImage", False), p.get("isVideo", False)
+            if (type(n) is int and 0 <= n <= MAX_COUNT and type(t) is list and type(m) is list and type(d) is str
+                    and (desc is None or type(desc) is str) and (u is None or type(u) is str)
+                    and (f is None or (type(f) is str and _is_image_name(f))) and (lo is None or type(lo) is str)
+                    and type(mi) is bool and type(vi) is bool
+                    and all(type(x) is str for x in t) and all(type(x) is str for x in m)):
+                try:
+                    date = fromiso(d)
+                except ValueError:
+                    date = None
+                if date is not None:
+                    if date.tzinfo is None:
+                        date = date.replace(tzinfo=utc)
+                    if date >= earliest and (latest is None or date <= latest):
+                        ix.append(i)
+                        dates.append(date.timestamp())
+                        likes.append(n)
+                        tags.append([x.lower() for x in t])
+                        mentions.append(m)
+                        caption.append(desc or "")
+                        image.append(f)
+                        url.append(u)
+                        multi.append(mi)
+                        video.append(vi)
+                        loc.append(lo)
+                        continue
+        try:  # the slow path: the exact check, and the message naming the problem
+            row = _post_row(alias, i, p, file, latest, after)
+        except DataError as e:
+            out.post_errors.append((e.record, e.field, e.reason, e.file))
+            continue
+        ix.append(i)
+        dates.append(row["date"].timestamp())
+        likes.append(row["likes"])
+        tags.append(row["tags"])
+        mentions.append(row["mentions"])
+        caption.append(row["caption"])
+        image.append(row["image"])
+        url.append(row["url_image"])
+        multi.append(row["multiple_image"])
+        video.append(row["is_video"])
+        loc.append(row["localization"])
+    cols["date_us"] = [round(t * 1e6) for t in dates]
+    out.columns = cols
+    return out
+
+
+def assemble(results, on_error: str = "error"):
+    """Apply on_error to FileResults in file order: the first problem raises ("error"), or every bad
+    file and post is dropped and counted ("skip"); a user in two files is a problem of the second.
+    Returns the users table, the Skips and the positions (in `results`) of the files whose posts are kept."""
+    if on_error not in ("error", "skip"):
+        raise DataError(f"on_error must be 'error' or 'skip', got {on_error!r}", field="data.on_error")
+    users, skips, seen, kept = [], Skips(), {}, []
+    for pos, r in enumerate(results):
+        file = r["file"]
+        try:
+            if r["error"] is not None:
+                reason, record, fld, where = r["error"]
+                raise DataError(reason, where, record, fld)
+            alias = r["user"][0]
+            if alias in seen:
+                raise DataError(f"user {alias!r} is also in {seen[alias]} (one file per user: remove one)",
+                                file, field="alias")
+        except DataError as e:
+            if on_error == "error":
+                raise
+            skips.add(e, whole_file=True)
+            continue
+        seen[alias] = file
+        users.append(tuple(r["user"]))
+        kept.append(pos)
+        for record, fld, reason, where in r["post_errors"]:
+            e = DataError(reason, where, record, fld)
+            if on_error == "error":
+                raise e
+            skips.add(e, whole_file=False)
+    if skips.files + skips.records > Skips.SHOWN:
+        log.warning("... and %d more skipped", skips.files + skips.records - Skips.SHOWN)
+    users_df = pd.DataFrame(users, columns=USER_COLUMNS)
+    users_df["private"] = users_df["private"].astype(bool)
+    return users_df, skips, kept
+
+
+_DATE_UNIT = pd.to_datetime([EARLIEST], utc=True).unit  # what pandas makes of datetimes (us in pandas 3)
+
+
+def posts_frame(alias, file, columns) -> pd.DataFrame:
+    """The posts table from concatenated FileResult columns (`alias` and `file`: one per post).
+    Text columns are Python lists (pandas infers their dtype, as it did from row dicts) or pandas
+    Series already typed (the columnar cache)."""
+    def col(v):
+        return v.to_numpy() if isinstance(v, pd.Series) and v.dtype == object else v
+
+    posts = pd.DataFrame({
+        "alias": col(alias), "post_index": np.asarray(columns["post_index"], dtype="int64"),
+        "date": pd.to_datetime(np.asarray(columns["date_us"], dtype="int64"), unit="us", utc=True).as_unit(_DATE_UNIT),
+        "likes": np.asarray(columns["likes"], dtype="int64"),
+        **{k: col(columns[k]) for k in ("tags", "mentions", "caption", "image", "url_image")},
+        "multiple_image": np.asarray(columns["multiple_image"], dtype=bool),
+        "is_video": np.asarray(columns["is_video"], dtype=bool),
+        "localization": col(columns["localization"]),
+    }, columns=POST_COLUMNS)
+    return posts
+
+
 def posts_and_users(profiles, on_error: str = "error", scrape_date=None):
     """Validate (file, profile, written) triples into posts and users tables, plus their Skips.
 
@@ -256,54 +421,27 @@ def posts_and_users(profiles, on_error: str = "error", scrape_date=None):
     `written` (the file's modification time, or None) bounds its post dates unless
     `scrape_date` is given. With on_error="skip" a bad post is dropped (a bad profile or
     file: the whole file), counted and logged; with "error" the first problem raises.
-    Duplicated posts are dropped (and counted) either way.
+    Duplicated posts are dropped (and counted) either way. (Folders read through
+    `likepred.data.columnar` do the same work in parallel, cached.)
     """
     if on_error not in ("error", "skip"):
         raise DataError(f"on_error must be 'error' or 'skip', got {on_error!r}", field="data.on_error")
-    rows, files, users, skips, seen = [], [], [], Skips(), {}
+    results = []
     for file, profile, written in profiles:
-        try:
-            if isinstance(profile, DataError):
-                raise profile
-            if not isinstance(profile, dict):
-                raise DataError("a profile must be a JSON object", file)
-            if isinstance(profile.get("_error"), DataError):
-                raise profile["_error"]
-            _check(profile, _USER_FIELDS, True, file, None)
-            if profile["alias"] in seen:
-                raise DataError(f"user {profile['alias']!r} is also in {seen[profile['alias']]} "
-                                "(one file per user: remove one)", file, field="alias")
-        except DataError as e:
-            if on_error == "error":
-                raise
-            skips.add(e, whole_file=True)
-            continue
-        alias = profile["alias"]
-        seen[alias] = file
-        if scrape_date is not None:
-            latest, after = scrape_date, f"data.scrape_date={scrape_date:%Y-%m-%d %H:%M}"
-        elif written is not None:
-            latest, after = written + CLOCK_SLACK, f"the file was last written ({written:%Y-%m-%d %H:%M} UTC)"
-        else:
-            latest = after = None
-        users.append({
-            "alias": alias, "followers": profile["numberFollowers"],
-            "following": profile["numberFollowing"], "posts_count": profile["numberPosts"],
-            "private": bool(profile.get("private", False)),
-        })
-        for i, p in enumerate(profile["posts"]):
-            try:
-                rows.append(_post_row(alias, i, p, file, latest, after))
-                files.append(file)
-            except DataError as e:
-                if on_error == "error":
-                    raise
-                skips.add(e, whole_file=False)
-    if skips.files + skips.records > Skips.SHOWN:
-        log.warning("... and %d more skipped", skips.files + skips.records - Skips.SHOWN)
-    users_df = pd.DataFrame(users, columns=USER_COLUMNS)
-    posts = pd.DataFrame(rows, columns=POST_COLUMNS)
-    posts["date"] = pd.to_datetime(posts["date"], utc=True)
-    posts["likes"] = posts["likes"].astype("int64")
+        r = parse_profile(file, profile, written, scrape_date)
+        results.append(r)
+        if on_error == "error" and (r.error or r.post_errors):
+            break  # the first problem raises below, before later files are read
+    users, skips, kept = assemble([r.meta() for r in results], on_error)
+    cols = {k: [] for k in COLUMN_NAMES}
+    alias, files = [], []
+    for r in (results[i] for i in kept):
+        if r.columns is not None:
+            n = len(r.columns["post_index"])
+            alias += [r.user[0]] * n
+            files += [r.file] * n
+            for k in COLUMN_NAMES:
+                cols[k] += r.columns[k]
+    posts = posts_frame(alias, files, cols)
     posts = _drop_duplicates(posts, files, skips)
-    return posts, users_df, skips
+    return posts, users, skips

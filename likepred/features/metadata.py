@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -79,16 +79,30 @@ class HashtagScore(Extractor):
     def fit(self, train):
         if self.ranking:
             tags = read_ranking(self.ranking)
-        else:
-            counts = Counter(bare_tag(t) for tags in train["tags"] for t in tags)
+        else:  # counted on columns: each distinct tag is made bare once, not once per use
+            _, codes, uniques = tag_codes(train["tags"])
+            counts = pd.Series(np.bincount(codes, minlength=len(uniques))).groupby(
+                [bare_tag(t) for t in uniques]).sum()
             tags = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
         self.rank_ = {t: r for r, t in enumerate(tags[: self.top_k])}
         return self
 
     def transform(self, posts):
         k, rank = self.top_k, self.rank_
-        score = posts["tags"].map(lambda ts: sum(k - rank.get(bare_tag(t), k) for t in ts))
-        return pd.DataFrame({"log_hashtag_score": np.log1p(score.to_numpy(dtype=float))})
+        rows, codes, uniques = tag_codes(posts["tags"])
+        value = np.array([k - rank.get(bare_tag(t), k) for t in uniques], dtype=float)
+        score = np.bincount(rows, weights=value[codes], minlength=len(posts)) if len(codes) else np.zeros(len(posts))
+        return pd.DataFrame({"log_hashtag_score": np.log1p(score)})
+
+
+def tag_codes(tags: pd.Series):
+    """A column of tag lists as flat arrays: each tag's row, its code, and the distinct tags
+    (code -> tag): per-row work in C, Python once per distinct tag."""
+    lists = tags.tolist()
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    flat = np.fromiter(chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
+    codes, uniques = pd.factorize(flat) if len(flat) else (np.zeros(0, dtype=np.int64), np.array([], dtype=object))
+    return np.repeat(np.arange(len(lists)), lengths), codes, list(uniques)
 
 
 @register("user_history")
