@@ -120,6 +120,35 @@ def test_gone_tells_dead_processes_from_live_and_unknown_ones():
     assert gone({}) is None  # runs of other tools
 
 
+def test_a_run_that_finishes_between_the_listing_and_the_write_is_not_marked_killed(tmp_path):
+    """The race of issue 23: mark_killed lists RUNNING runs, then writes. Two runs of dead
+    processes are listed; one of them finishes (a real write by a second client, as its own
+    process would do before exiting) right after the listing. Only the other ends KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.tracking.alive import PID, mark_killed, process_tags
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tags = process_tags() | {PID: str(dead.pid)}
+    other = MlflowClient(uri)  # the run's own process
+    exp = other.create_experiment("race")
+    late, lost = (other.create_run(exp, tags=tags).info.run_id for _ in range(2))
+
+    class Interleaved(MlflowClient):
+        def search_runs(self, *args, **kw):
+            found = super().search_runs(*args, **kw)
+            assert {r.info.run_id for r in found} == {late, lost}  # both listed as RUNNING
+            other.set_terminated(late, "FINISHED")  # ... and one finishes right then
+            return found
+
+    marked = mark_killed(Interleaved(uri), exp)
+    assert [run_id for run_id, _ in marked] == [lost]
+    assert other.get_run(late).info.status == "FINISHED" and "error" not in other.get_run(late).data.tags
+    assert other.get_run(lost).info.status == "KILLED"
+
+
 # ---- runs started at once on a fresh store
 
 @pytest.mark.slow
