@@ -47,7 +47,7 @@ def read_posts(cfg):
     """The source's validated posts and users before any filter, what was skipped (Skips) and
     the synthetic folder (None for other sources)."""
     items, folder = READERS.get(cfg.source)(cfg)
-    posts, users, skips = posts_and_users(items, cfg.get("on_error", "error"), _scrape_date(cfg))
+    posts, users, skips = posts_and_users(items, cfg.get("on_error", "error"), parse_scrape_date(cfg))
     if skips.files or skips.records:
         log.warning("skipped %d bad files and %d bad posts (data.on_error=skip)", skips.files, skips.records)
     if posts.empty:
@@ -56,11 +56,15 @@ def read_posts(cfg):
     return posts, users, skips, folder
 
 
-def _scrape_date(cfg):
+def parse_scrape_date(cfg):
+    """data.scrape_date as a UTC Timestamp (None if unset); DataError naming the field if it is no
+    date (the config check calls this before any data is read)."""
     if not cfg.get("scrape_date"):
         return None
     try:
-        t = pd.Timestamp(cfg.scrape_date)
+        t = pd.Timestamp(str(cfg.scrape_date))
+        if pd.isna(t):
+            raise ValueError
         return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     except (ValueError, TypeError):
         raise DataError(f"not a date: {cfg.scrape_date!r} (e.g. 2017-05-01)", field="data.scrape_date") from None
@@ -68,7 +72,7 @@ def _scrape_date(cfg):
 
 def load_dataset(cfg) -> Dataset:
     posts, users, skips, folder = read_posts(cfg)
-    scrape = _scrape_date(cfg)
+    scrape = parse_scrape_date(cfg)
     scrape = posts["date"].max() if scrape is None else scrape
     posts = apply_filters(posts, users, cfg, scrape)
     posts = posts.merge(users[["alias", "followers", "following", "posts_count"]], on="alias", how="left")
