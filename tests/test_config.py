@@ -158,3 +158,21 @@ def test_a_wrong_data_path_leaves_no_run_behind(cache_dir, tmp_path):
         with sqlite3.connect(db) as con:
             tables = {r[0] for r in con.execute("select name from sqlite_master")}
             assert "runs" not in tables or con.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["model=gmb"], r"model=gmb: no such option \(did you mean 'gbm'\?\); known: .*dense_meta"),
+    (["model.layers=[1,"], r"cannot read the override 'model.layers=\[1,'"),
+    (["foo=1"], r"Could not override 'foo'. To append to your config use \+foo=1"),
+    (["--multirun", "seed=range(1,5,0)"], r"a sweep override cannot be expanded: range\(\) arg 3 must not be zero"),
+    (["--multirun", "optimizer.lr=interval(0.001,0.1)"], r"the basic sweeper takes lists .* need the Optuna sweeper"),
+], ids=["group_option", "syntax", "unknown_key", "range_step_0", "interval_on_basic"])
+def test_hydra_errors_are_one_line_exit_2(args, message, cache_dir, tmp_path):
+    import re
+
+    proc = subprocess.run([sys.executable, "-m", "likepred", *args, "tracking.enabled=false",
+                           f"hydra.run.dir={tmp_path}/out", f"hydra.sweep.dir={tmp_path}/multi"],
+                          capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("likepred: error: ") and re.search(message, lines[0]), lines[0]

@@ -180,9 +180,20 @@ def end_sweep(config):
         raise SystemExit(1)
     info = json.loads(path.read_text())
     client = MlflowClient(info["tracking_uri"])
-    table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"))
+    metric = info.get("optimized_metric") or "val_mape"
+    table = log_summary(client, info["parent_run_id"], metric)
     failed = table[~table["status"].isin(DONE)]
-    client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) else "FINISHED")
+    done = table[table["status"].isin(DONE)]
+    why = None  # a sweep that ran nothing or cannot rank its jobs says so and fails
+    if table.empty:
+        why = ("the sweep ran no job: its sweep settings expand to nothing (a glob(...) matching no option, "
+               "an empty range(...), hydra.sweeper.n_trials < 1?)")
+    elif len(done) and (metric not in done or done[metric].isna().all()):
+        why = (f"optimized_metric={metric}: no job logged it, so the sweep cannot rank its jobs "
+               "(val_mape, val_mae, val_mape_calibrated, ... are logged)")
+    if why:
+        client.set_tag(info["parent_run_id"], "error", why)
+    client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) or why else "FINISHED")
     _open_parents.pop(info["parent_run_id"], None)
     table_text = format_table(table, info.get("optimized_metric") or "val_mape")
     print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs\n{table_text}", flush=True)
@@ -191,6 +202,18 @@ def end_sweep(config):
         print(f"likepred: {len(failed)} of {len(table)} jobs did not finish:\n" + "\n".join(lines),
               file=sys.stderr, flush=True)
         raise SystemExit(1)
+    if why:
+        print(f"likepred: error: {why}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+
+def check_sweep(config):
+    """Refuse, before the parent run exists, a sweep that would run nothing."""
+    from likepred.errors import ConfigError
+
+    n = (config.hydra.get("sweeper") or {}).get("n_trials")
+    if isinstance(n, (int, float)) and n < 1:
+        raise ConfigError(f"hydra.sweeper.n_trials={n}: must be >= 1 (the sweep would run nothing)")
 
 
 # ---- resume (job side)
