@@ -149,6 +149,45 @@ def test_a_run_that_finishes_between_the_listing_and_the_write_is_not_marked_kil
     assert other.get_run(lost).info.status == "KILLED"
 
 
+# ---- unreachable servers: one line within the configured timeout, never minutes of retries
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["http_silent", "postgres_refused", "ray_refused"])
+def test_unreachable_server_is_one_line_within_its_timeout(case, tmp_path, cache_dir):
+    import socket
+
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    uri, extra, args = f"sqlite:///{tmp_path}/m.db", [], ["model=user_median"]
+    if case == "http_silent":
+        uri, extra, option = f"http://127.0.0.1:{port}", ["tracking.connect_timeout=1"], "tracking.uri="
+    elif case == "postgres_refused":
+        uri, option = f"postgresql://u@127.0.0.1:{free_port()}/db", "tracking.uri="
+    else:
+        extra = ["hydra/launcher=ray", f"hydra.launcher.ray.init.address=127.0.0.1:{free_port()}",
+                 "hydra.launcher.ray.connect_timeout=1"]
+        option, args = "hydra.launcher.ray.init.address=", ["--multirun", *args]
+    started = time.monotonic()
+    try:
+        rc, _, err = run(args, tmp_path, cache_dir, uri, timeout=120, extra=extra)
+    finally:
+        silent.close()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1, err[-2000:]
+    assert lines[0].startswith(f"likepred: error: {option}"), lines[0]
+    assert ("no tracking server answers within 1 s" if case == "http_silent" else "cannot reach") in lines[0], lines[0]
+    assert time.monotonic() - started < 60  # seconds of Python start-up on a loaded CI, not minutes
+
+
 # ---- runs started at once on a fresh store
 
 @pytest.mark.slow

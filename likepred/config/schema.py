@@ -120,6 +120,7 @@ class TrackingConfig:
     experiment: str = "likepred"
     log_model: bool = True
     register: Optional[str] = None
+    connect_timeout: float = rng(5.0, lo=0, lo_open=True)  # seconds for a server/database to answer
 
 
 @dataclass
