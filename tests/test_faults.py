@@ -188,6 +188,71 @@ def test_unreachable_server_is_one_line_within_its_timeout(case, tmp_path, cache
     assert time.monotonic() - started < 60  # seconds of Python start-up on a loaded CI, not minutes
 
 
+# ---- damaged and half-created stores
+
+def half_created_store(uri):
+    """What a process killed inside MLflow's first migration leaves: the schema part-way (the
+    revision before latest_metrics) and that migration's table already made, no runs."""
+    from alembic import command
+    from mlflow.store.db.utils import _get_alembic_config, create_sqlalchemy_engine
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    engine = create_sqlalchemy_engine(uri)
+    InitialBase.metadata.create_all(engine)
+    config = _get_alembic_config(uri)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "7ac759974ad8")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("create table latest_metrics (key varchar(250))")
+    engine.dispose()
+
+
+def test_store_interrupted_in_its_first_migration_is_set_aside_and_made_again(tmp_path, capsys):
+    import mlflow
+    from omegaconf import OmegaConf
+
+    from likepred.tracking.store import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    (tmp_path / "store").mkdir()
+    half_created_store(uri)
+    alone = subprocess.run([sys.executable, "-c", f"import mlflow; mlflow.MlflowClient({uri!r}).search_experiments()"],
+                           capture_output=True, text=True, timeout=120)  # what MLflow alone makes of it
+    assert alone.returncode != 0 and "latest_metrics already exists" in alone.stderr
+    exp_id = ensure_experiment(OmegaConf.create({"uri": uri, "experiment": "x", "artifact_root": None}))
+    assert "was left half-created" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "store").glob("mlflow.db.unfinished-*")]
+    client = mlflow.MlflowClient(uri)
+    run = client.create_run(exp_id)
+    client.set_terminated(run.info.run_id)
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "lock_is_a_folder", "db_is_a_folder"])
+def test_damaged_store_is_one_line_naming_the_file(damage, tmp_path, cache_dir):
+    from omegaconf import OmegaConf
+
+    from likepred.errors import ConfigError
+    from likepred.tracking.store import ensure_experiment
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    tcfg = OmegaConf.create({"uri": uri, "experiment": "x", "artifact_root": None})
+    if damage == "garbage":
+        db.write_bytes(os.urandom(50_000))
+    elif damage == "truncated":
+        ensure_experiment(tcfg)
+        db.write_bytes(db.read_bytes()[:len(db.read_bytes()) // 3])
+    elif damage == "lock_is_a_folder":
+        Path(f"{db}.lock").mkdir()
+    else:
+        db.mkdir()
+    with pytest.raises(ConfigError) as e:
+        ensure_experiment(tcfg)
+    assert str(db) in str(e.value) and "\n" not in str(e.value)
+
+
 # ---- runs started at once on a fresh store
 
 @pytest.mark.slow
