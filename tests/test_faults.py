@@ -306,6 +306,23 @@ def fill(folder):
             pass
 
 
+def test_full_disk_leaves_no_half_written_model_file(mount):
+    """Every model file is written then renamed: a full disk raises naming the file and leaves
+    neither a truncated arrays.npz nor a state.json that points at one."""
+    from likepred.serving import state
+
+    folder = mount("full_model", "size=256k")
+    fill(folder)
+    (folder / "filler").unlink()
+    fill(folder)  # now ~0 bytes free, and the folder is writable
+    model = folder / "model"
+    model.mkdir()
+    with pytest.raises(OSError) as e:
+        state.dump({"weights": np.ones(200_000)}, model)
+    assert e.value.filename == str(model / "arrays.npz") and e.value.strerror
+    assert sorted(p.name for p in model.iterdir()) == []  # no truncated file, no temp file left
+
+
 def one_line_error(rc, err, option, path, started):
     assert rc == 2, err[-2000:]
     lines = err.strip().splitlines()

@@ -62,7 +62,9 @@ class Forest:
                 "depth": np.asarray(self.depth)}
 
     def save(self, path) -> None:
-        np.savez(path, **self.arrays())
+        from likepred.files import write_npz
+
+        write_npz(path, **self.arrays())
 
     @classmethod
     def load(cls, path) -> "Forest":

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from likepred.errors import ConfigError
+from likepred.files import write_atomic, write_npz
 
 FORMAT = "likepred-state/1"
 STATE, ARRAYS = "state.json", "arrays.npz"
@@ -41,8 +42,8 @@ def dump(obj, folder) -> None:
     folder = Path(folder)
     arrays: dict = {}
     doc = {"format": FORMAT, "root": _Enc(arrays).enc(obj, "root")}
-    np.savez(folder / ARRAYS, **arrays)
-    (folder / STATE).write_text(json.dumps(doc), encoding="utf-8")
+    write_npz(folder / ARRAYS, **arrays)
+    write_atomic(folder / STATE, json.dumps(doc))  # last: a folder without it is no model
 
 
 def load(folder):

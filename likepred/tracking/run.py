@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from likepred.preflight import check_artifact_root
+from likepred.preflight import check_artifact_root, local_path
 from likepred.tracking.alive import process_tags
 from likepred.tracking.keys import config_hash, flat_params, run_name
 from likepred.tracking.store import ensure_experiment, prepare_uri
@@ -76,7 +77,15 @@ class Run:
             return
         import mlflow.pyfunc
 
-        mlflow.pyfunc.log_model(name="model", registered_model_name=register, tags=tags, **pyfunc_kwargs)
+        try:
+            mlflow.pyfunc.log_model(name="model", registered_model_name=register, tags=tags, **pyfunc_kwargs)
+        except OSError as e:  # a full disk: no half-copied model stays behind
+            model = mlflow.last_logged_model()
+            where = model.artifact_location if model is not None and model.source_run_id == self.run_id else None
+            local = local_path(where) if where else None
+            if local is not None:
+                shutil.rmtree(local, ignore_errors=True)
+            raise OSError(e.errno, e.strerror, e.filename or where or "the run's model artifacts") from None
 
 
 @contextmanager
