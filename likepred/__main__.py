@@ -7,6 +7,7 @@ import sys
 
 import hydra
 
+import likepred.config  # noqa: F401 - its resolvers (${likepred.pid:}) before Hydra composes
 from likepred.backend import quiet_logs
 from likepred.runner import run_job
 

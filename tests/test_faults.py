@@ -188,6 +188,21 @@ def test_unreachable_server_is_one_line_within_its_timeout(case, tmp_path, cache
     assert time.monotonic() - started < 60  # seconds of Python start-up on a loaded CI, not minutes
 
 
+@pytest.mark.slow
+def test_runs_started_in_the_same_second_get_their_own_output_folders(tmp_path, cache_dir):
+    env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir))
+    procs = [subprocess.Popen([sys.executable, "-m", "likepred", "model=user_median", f"seed={i}", *TINY,
+                               "tracking.enabled=false"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errs
+    folders = sorted((tmp_path / "outputs" / "runs").glob("*/*"))
+    assert len(folders) == 4, folders
+    seeds = sorted(next(o for o in (f / ".hydra" / "overrides.yaml").read_text().splitlines() if "seed=" in o)
+                   for f in folders)
+    assert seeds == [f"- seed={i}" for i in range(4)]
+
+
 # ---- damaged and half-created stores
 
 def half_created_store(uri):

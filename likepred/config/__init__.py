@@ -11,6 +11,7 @@ import dataclasses
 import importlib.util
 import logging
 import math
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -22,6 +23,10 @@ from likepred.registry import closest
 log = logging.getLogger("likepred")
 
 RULES: list = []  # cross-field checks: fn(cfg) raising ConfigError
+
+# ${likepred.pid:} in hydra.run.dir: runs started in the same second get folders of their own
+if not OmegaConf.has_resolver("likepred.pid"):
+    OmegaConf.register_new_resolver("likepred.pid", lambda: str(os.getpid()), use_cache=True)
 
 
 def rule(fn):
