@@ -46,12 +46,24 @@ def main():
         print(helped)
         sys.exit(0)
     atexit.register(_exit_now)
+    import signal
+
+    from likepred.errors import interrupt
+
+    signal.signal(signal.SIGINT, interrupt)
     own = "HYDRA_FULL_ERROR" not in os.environ  # set by a person: Hydra's full report, as asked
     if own:
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing them
     try:
         app()
         _status = 0
+    except KeyboardInterrupt:  # Ctrl-C: the runs are ended KILLED on the way out; no traceback
+        sweep = sys.modules.get("likepred.tracking.sweep")
+        if sweep is not None:
+            sweep.close_open_parents("KILLED", "interrupted (Ctrl-C)")
+        print("\nlikepred: interrupted (Ctrl-C); the run is marked KILLED in MLflow", file=sys.stderr)
+        _status = 130
+        sys.exit(130)
     except Exception as e:  # noqa: BLE001 - Hydra's own errors become one line; anything else is a bug
         line = hydra_error(e) if own else None
         if line is None:

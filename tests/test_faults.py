@@ -203,6 +203,28 @@ def test_runs_started_in_the_same_second_get_their_own_output_folders(tmp_path, 
     assert seeds == [f"- seed={i}" for i in range(4)]
 
 
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_the_run_is_killed(tmp_path, cache_dir):
+    from omegaconf import OmegaConf
+
+    from likepred.tracking.store import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    ensure_experiment(OmegaConf.create({"uri": uri, "experiment": "faults"}))  # the store, before polling it
+    proc = start(LONG, tmp_path, cache_dir, uri)
+    try:
+        run_ = wait_running(uri, lambda r: True)[0]
+        time.sleep(2)  # into training
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == "likepred: interrupted (Ctrl-C); the run is marked KILLED in MLflow"
+    after = {r.info.run_id: r for r in runs(uri)}[run_.info.run_id]
+    assert after.info.status == "KILLED" and after.data.tags["error"] == "interrupted (Ctrl-C)"
+
+
 # ---- damaged and half-created stores
 
 def half_created_store(uri):

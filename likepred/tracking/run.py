@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from likepred.errors import check_interrupted
 from likepred.preflight import check_artifact_root, local_path
 from likepred.tracking.alive import process_tags
 from likepred.tracking.keys import config_hash, flat_params, run_name
@@ -33,6 +34,7 @@ class Run:
         self._pending, self._flushed = [], time.monotonic()
 
     def log_epoch(self, epoch, logs):
+        check_interrupted()  # a Ctrl-C swallowed inside a library callback stops here
         if self.run_id:
             from mlflow.entities import Metric
 
@@ -156,7 +158,7 @@ def job_run(cfg, job=None):
     except BaseException as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         try:
-            mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:4000])
+            mlflow.set_tag("error", "interrupted (Ctrl-C)" if interrupted else f"{type(e).__name__}: {e}"[:4000])
             mlflow.log_text(traceback.format_exc(), "traceback.txt")
         finally:
             mlflow.end_run(getattr(e, "run_status", "KILLED" if interrupted else "FAILED"))  # Pruned: KILLED

@@ -156,15 +156,20 @@ def start_sweep(config):
     return info
 
 
-def _close_abandoned():
-    # The sweeper raised before on_multirun_end: do not leave the parent RUNNING forever.
+def close_open_parents(status="FAILED", why="the sweep stopped before its end (see the console log)"):
+    """End the parent runs of sweeps that stopped before on_multirun_end (an error, Ctrl-C)."""
     from mlflow.tracking import MlflowClient
 
     for run_id, uri in list(_open_parents.items()):
         client = MlflowClient(uri)
-        client.set_tag(run_id, "error", "the sweep stopped before its end (see the console log)")
-        client.set_terminated(run_id, "FAILED")
+        client.set_tag(run_id, "error", why)
+        client.set_terminated(run_id, status)
         _open_parents.pop(run_id, None)
+
+
+def _close_abandoned():
+    # The sweeper raised before on_multirun_end: do not leave the parent RUNNING forever.
+    close_open_parents()
 
 
 def end_sweep(config):
