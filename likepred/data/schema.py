@@ -95,6 +95,13 @@ def _str_or_list(v):
     return isinstance(v, str) or _is_str_list(v)
 
 
+def user_key(alias: str) -> str:
+    """The identity of a user name: NFKC-normalised and case-folded."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", alias).casefold()
+
+
 _USER_FIELDS = {  # field: (check, what it must be)
     "alias": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "numberPosts": (_is_count, f"an integer from 0 to {MAX_COUNT:.0e}"),
@@ -270,8 +277,11 @@ def posts_and_users(profiles, on_error: str = "error", scrape_date=None):
             if isinstance(profile.get("_error"), DataError):
                 raise profile["_error"]
             _check(profile, _USER_FIELDS, True, file, None)
-            if profile["alias"] in seen:
-                raise DataError(f"user {profile['alias']!r} is also in {seen[profile['alias']]} "
+            same = user_key(profile["alias"])  # Instagram's names ignore case (and Unicode look-alikes)
+            if same in seen:
+                where, earlier = seen[same]
+                also = "" if earlier == profile["alias"] else f" as {earlier!r} (names ignore case and look-alikes)"
+                raise DataError(f"user {profile['alias']!r} is also in {where}{also} "
                                 "(one file per user: remove one)", file, field="alias")
         except DataError as e:
             if on_error == "error":
@@ -279,7 +289,7 @@ def posts_and_users(profiles, on_error: str = "error", scrape_date=None):
             skips.add(e, whole_file=True)
             continue
         alias = profile["alias"]
-        seen[alias] = file
+        seen[user_key(alias)] = (file, alias)
         if scrape_date is not None:
             latest, after = scrape_date, f"data.scrape_date={scrape_date:%Y-%m-%d %H:%M}"
         elif written is not None:
