@@ -56,7 +56,7 @@ def load(folder):
             arrays = {k: z[k] for k in z.files}
         return _dec(doc["root"], arrays)
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, ImportError, EOFError,
-            zipfile.BadZipFile) as e:
+            zipfile.BadZipFile, RecursionError) as e:
         raise ConfigError(f"{folder / STATE}: not a readable likepred model state ({e})") from None
 
 
