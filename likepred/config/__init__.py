@@ -252,10 +252,11 @@ def check_tracking(cfg):
     uri = str(t.uri or "").strip()
     if not uri:
         raise ConfigError("tracking.uri='': give a store, e.g. tracking.uri=sqlite:///mlruns/mlflow.db or http://HOST:5000")
-    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else ""
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else uri.lower()  # "databricks"
     if scheme not in TRACKING_SCHEMES:
-        raise ConfigError(f"tracking.uri={uri}: unsupported scheme {scheme + ':' if scheme else '(none)'}; use one of "
-                          f"{', '.join(s + '://' for s in TRACKING_SCHEMES)}{closest(scheme, TRACKING_SCHEMES)}")
+        raise ConfigError(f"tracking.uri={uri}: unsupported scheme {scheme + ':' if ':' in uri else '(none)'}; use one of "
+                          f"{', '.join(s + '://' for s in TRACKING_SCHEMES)}{closest(scheme, TRACKING_SCHEMES)}"
+                          + ("" if ":" in uri else f" (a folder: tracking.uri=sqlite:///{uri}/mlflow.db)"))
     driver = uri.split(":", 1)[0].split("+", 1)[1] if "+" in uri.split(":", 1)[0] else None
     drivers = (driver,) if driver else DB_DRIVERS.get(scheme, ())
     if drivers and not any(_have(d) for d in drivers):
