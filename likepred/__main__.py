@@ -7,6 +7,7 @@ import sys
 
 import hydra
 
+import likepred.config  # noqa: F401 - its resolvers (${likepred.pid:}) before Hydra composes
 from likepred.backend import quiet_logs
 from likepred.runner import run_job
 
@@ -45,15 +46,66 @@ def main():
         print(helped)
         sys.exit(0)
     atexit.register(_exit_now)
+    import signal
+
+    from likepred.errors import interrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    own = "HYDRA_FULL_ERROR" not in os.environ  # set by a person: Hydra's full report, as asked
+    if own:
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us instead of printing them
     try:
         app()
         _status = 0
+    except KeyboardInterrupt:  # Ctrl-C: the runs are ended KILLED on the way out; no traceback
+        sweep = sys.modules.get("likepred.tracking.sweep")
+        if sweep is not None:
+            sweep.close_open_parents("KILLED", "interrupted (Ctrl-C)")
+        print("\nlikepred: interrupted (Ctrl-C); the run is marked KILLED in MLflow", file=sys.stderr)
+        _status = 130
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - Hydra's own errors become one line; anything else is a bug
+        line = hydra_error(e) if own else None
+        if line is None:
+            _status = 1
+            raise
+        print(f"likepred: error: {line}", file=sys.stderr)
+        _status = 2
+        sys.exit(2)
     except SystemExit as e:  # Hydra's and ours; a message (str) means 1, as Python prints it
         _status = e.code if isinstance(e.code, int) else int(e.code is not None)
         raise
     except Exception:
         _status = 1
         raise
+
+
+def hydra_error(e) -> str | None:
+    """One line for an error of Hydra's (composition, override syntax, sweeps), None for others."""
+    import traceback
+
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+
+    from likepred.registry import closest
+
+    if isinstance(e, MissingConfigException) and e.options and e.missing_cfg_file:
+        group, _, name = str(e.missing_cfg_file).rpartition("/")
+        return (f"{group}={name}: no such option{closest(name, e.options)}; "
+                f"known: {', '.join(sorted(e.options))}")
+    if isinstance(e, OverrideParseException):
+        return (f"cannot read the override {e.override!r}: {str(e.message).splitlines()[0]} "
+                "(syntax: https://hydra.cc/docs/advanced/override_grammar/basic/)")
+    if isinstance(e, HydraException):
+        text = " ".join(ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("Config search"))
+        text = text.split(" Config search path:")[0]
+        if "does not support sweep type" in text:
+            return (f"{text}: the basic sweeper takes lists (a,b,c), range(start,stop,step) and glob(...); "
+                    "interval(...) and tag(log, ...) need the Optuna sweeper (hparams_search=dense_meta_optuna)")
+        return text
+    frames = [f.filename for f in traceback.extract_tb(e.__traceback__)]
+    if isinstance(e, ValueError) and any("override_parser" in f for f in frames):  # e.g. range(1,5,0)
+        return f"a sweep override cannot be expanded: {e}"
+    return None
 
 
 # --help, fast. Hydra's own help composes the config, then builds a config repository (deep

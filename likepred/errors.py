@@ -33,3 +33,24 @@ class MissingDependencyError(LikepredError):
             f"the package '{package}' is needed{what} but is not installed: "
             f"pip install -e '.[{extra}]'"
         )
+
+
+# Ctrl-C: Python raises KeyboardInterrupt wherever the main thread is, and one raised inside a
+# library's callback (a garbage-collection hook) is printed and swallowed. The command's SIGINT
+# handler also sets this flag, which the training loop checks after every epoch.
+_interrupted = [False]
+
+
+def interrupt(signum=None, frame=None) -> None:
+    """The command's SIGINT handler: note the Ctrl-C and raise KeyboardInterrupt, except inside a
+    garbage-collection hook (JAX's), where it would be printed and swallowed: the next epoch raises."""
+    _interrupted[0] = True
+    if frame is not None and "gc_callback" in frame.f_code.co_name:
+        return
+    raise KeyboardInterrupt
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C was noted and swallowed on its way."""
+    if _interrupted[0]:
+        raise KeyboardInterrupt

@@ -22,7 +22,10 @@ def write_atomic(path, data: bytes | str, suffix: str = ".tmp", fsync: bool = Tr
     """
     path = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
@@ -31,11 +34,13 @@ def write_atomic(path, data: bytes | str, suffix: str = ".tmp", fsync: bool = Tr
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; caches are shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and not e.filename:  # a full disk: name the file it was for
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 
@@ -59,3 +64,14 @@ def open_atomic(path, suffix: str = ".tmp", fsync: bool = True):
         except FileNotFoundError:
             pass
         raise
+
+
+def write_npz(path, **arrays) -> None:
+    """np.savez, atomically (a full disk leaves no truncated .npz under the final name)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_atomic(path, buf.getvalue())

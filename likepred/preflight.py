@@ -43,6 +43,69 @@ def local_path(uri: str) -> Path | None:
     return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
+CONNECT_TIMEOUT = 5.0  # seconds, when tracking.connect_timeout / hydra.launcher.ray.connect_timeout is unset
+
+
+def reachable(host: str, port: int, timeout: float, option: str) -> None:
+    """A TCP connection to host:port opens within `timeout` s; else ConfigError naming `option`."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise ConfigError(f"{option}: cannot reach {host}:{port} within {timeout:g} s ({why}); is the server "
+                          "running and the address right?") from None
+
+
+def check_server(tcfg) -> None:
+    """A tracking server or database answers within tracking.connect_timeout seconds: MLflow's own
+    client retries an unreachable one for minutes."""
+    import urllib.error
+    import urllib.request
+
+    uri = str(tcfg.uri)
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.split("+", 1)[0].lower()
+    if scheme not in DEFAULT_PORTS or not parsed.hostname:
+        return
+    timeout = float(tcfg.get("connect_timeout") or CONNECT_TIMEOUT)
+    option = f"tracking.uri={uri}"
+    if scheme not in ("http", "https"):
+        reachable(parsed.hostname, parsed.port or DEFAULT_PORTS[scheme], timeout, option)
+        return
+    try:  # an MLflow server answers /health with 200 (401/403: one behind a login)
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError as e:
+        if e.code not in (401, 403):
+            raise ConfigError(f"{option}: answered HTTP {e.code} at /health, so it is no MLflow tracking server "
+                              "(a wrong address, or a proxy in the way: see http_proxy/no_proxy)") from None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        why = "no answer" if isinstance(reason, TimeoutError) or "timed out" in str(reason) else str(reason)
+        raise ConfigError(f"{option}: no tracking server answers within {timeout:g} s ({why}); start one "
+                          "(README \"Sweeps\") or fix the address") from None
+
+
+def check_ray(config) -> None:
+    """hydra/launcher=ray with a cluster address: the head answers within
+    hydra.launcher.ray.connect_timeout seconds (ray.init would wait for it without end)."""
+    launcher = config.hydra.get("launcher") or {}
+    if not str(launcher.get("_target_", "")).endswith("RayLauncher"):
+        return
+    ray = launcher.get("ray") or {}
+    address = str((ray.get("init") or {}).get("address") or "")
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"hydra.launcher.ray.init.address={address}: give HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+    reachable(host, int(port), float(ray.get("connect_timeout") or CONNECT_TIMEOUT),
+              f"hydra.launcher.ray.init.address={address}")
+
+
 def check_store(tcfg) -> None:
     """The tracking store's folder and tracking.artifact_root are writable (local ones only); no
     MLflow here: a config typo found next must not have created a store."""
@@ -52,6 +115,7 @@ def check_store(tcfg) -> None:
     if db is None and tcfg.uri.startswith("file:"):
         db = local_path(tcfg.uri) / "meta.yaml"
     if db is None:
+        check_server(tcfg)
         return  # a tracking server: it owns its storage
     writable(db.parent, f"tracking.uri={tcfg.uri}")
     if db.is_file():
@@ -103,3 +167,5 @@ def check(cfg, output_dir=None, output_option="hydra.run.dir") -> None:
     tcfg = cfg.get("tracking")
     if tcfg is not None and tcfg.get("enabled", True):
         check_store(tcfg)
+    if cfg.get("hydra") is not None and cfg.hydra.get("launcher") is not None:
+        check_ray(cfg)

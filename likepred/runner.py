@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 
@@ -10,6 +11,7 @@ from omegaconf import DictConfig
 from likepred.errors import LikepredError
 
 log = logging.getLogger("likepred")
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk, not the code: one line, exit 2
 
 
 def run_job(cfg: DictConfig):
@@ -50,6 +52,16 @@ def run_job(cfg: DictConfig):
             log.error("job #%s: %s", job.num, e)
             return None
         print(f"likepred: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # a full, read-only or over-quota disk: one line naming the file
+        if job is not None or e.errno not in FULL:
+            if job is None:
+                raise
+            log.exception("job #%s failed", job.num)
+            return None
+        print(f"likepred: error: {e.filename or 'a file'}: {e.strerror}; free some space (or point the option "
+              "that names this folder elsewhere) and run again",
+              file=sys.stderr)
         sys.exit(2)
     except Exception:
         if job is None:

@@ -246,6 +246,18 @@ SURVEY = {
     "caption an object": (_with({"description": {"a": 1}}), "alice.json, post 1, field description"),
     "multipleImage 'yes'": (_with({"multipleImage": "yes"}), "alice.json, post 1, field multipleImage"),
     "NUL in filename": (_with({"filename": "a\0b.jpg"}), "alice.json, post 1, field filename"),
+    # issue 23
+    "a FIFO": (lambda d: os.mkfifo(d / "r.json"), "r.json: a FIFO, not a profile file"),  # and no hang
+    "a device": (lambda d: (d / "r.json").symlink_to("/dev/zero"), "r.json: a device, not a profile file"),
+    "5000-digit likes": (_raw(json.dumps(profile("big")).replace('"numberLikes": 10', '"numberLikes": ' + "9" * 5000, 1)),
+                         "r.json: not a readable profile: a number with 5000 digits"),
+    "duplicated key": (_raw('{"alias": "d", "numberPosts": 1, "numberPosts": 2}'),
+                       "r.json: the key 'numberPosts' appears twice in one JSON object"),
+    "case variant of a user": (_raw(json.dumps(profile("Bob")), "zz.json"),
+                               "zz.json, field alias: user 'Bob' is also in bob.json as 'bob'"),
+    "Unicode look-alike of a user": (_raw(json.dumps(profile("\uff42ob")), "zz.json"),  # a fullwidth b
+                                     "is also in bob.json as 'bob'"),
+    "upper-case .JSON is read": (_raw('{"alias": 7}', name="R.JSON"), "R.JSON, field alias: must be a non-empty"),
 }
 
 
@@ -266,3 +278,29 @@ def test_flat_csv_ragged_row_is_one_line(tmp_path):
     out.write_text(out.read_text() + "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u\n")
     with pytest.raises(DataError, match=r"study\.csv: not a valid CSV \(Error tokenizing data"):
         load_dataset(data_cfg(source="study_csv", path=str(out)))
+
+
+def test_lone_surrogates_and_non_utf8_file_names_are_read_as_text(tmp_path, cache_dir):
+    """Accepted and correct: a lone surrogate (a JSON escape no UTF-8 holds) becomes U+FFFD, and
+    a file name that is not UTF-8 is shown with U+FFFD; the run logs both to MLflow."""
+    folder = tmp_path / "p"
+    write(folder, profile("bob"))
+    text = json.dumps(profile("al\\ud800ice", posts=[post(0, description="hi \\udfff there"), post(1)]))
+    (folder / "al.json").write_text(text.replace("\\\\u", "\\u"))
+    os.rename(folder / "bob.json", os.path.join(os.fsencode(folder), b"b\xffb.json"))
+    d = load_dataset(data_cfg(path=str(folder)))
+    assert set(d.posts["alias"]) == {"al\ufffdice", "bob"}
+    assert "hi \ufffd there" in set(d.posts["caption"])
+    d.posts["caption"].str.encode("utf-8")  # every string is text again
+    proc = subprocess.run([sys.executable, "-m", "likepred", "data=profiles", f"data.path={folder}", "model=user_mean",
+                           "data.min_age_days=0", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+                           f"hydra.run.dir={tmp_path}/out"], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, LIKEPRED_CACHE=str(cache_dir)))
+    assert proc.returncode in (0, 2) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_fifo_under_skip_is_counted_not_waited_on(tmp_path):
+    folder = write(tmp_path / "p", profile("alice"))
+    os.mkfifo(folder / "pipe.json")
+    d = load_dataset(data_cfg(path=str(folder), on_error="skip"))
+    assert d.skips.files == 1 and [r[0] for r in d.skips.rows] == ["pipe.json"]

@@ -43,6 +43,29 @@ BAD = [
     (["optimized_metric=test_mape"], r"optimized_metric='test_mape': a sweeper may only optimise a validation metric"),
     (["model=cnn_meta", "features=metadata"], r"model=cnn_meta reads the input block\(s\) image"),
     (["backend=theano"], r"backend='theano': not one of jax"),
+    # issue 23: NaN/inf, list items, names, seeds, tracking settings, dates
+    (["optimizer.lr=nan"], r"optimizer.lr=nan: must be a finite number"),
+    (["data.min_age_days=inf"], r"data.min_age_days=inf: must be a finite number"),
+    (["model=ensemble", "+model.overrides.gbm.learning_rate=-inf"], r"model.overrides.gbm.learning_rate=-inf: must be a finite"),
+    (["model.layers=[80,0,10]"], r"model.layers\[1\]=0: each item must be >= 1"),
+    (["model.layers=[-5]"], r"model.layers\[0\]=-5: each item must be >= 1"),
+    (["model.activation=rellu"], r"model.activation='rellu': not one of .*\(did you mean 'relu'\?\)"),
+    (["model.output_activation=softplsu"], r"model.output_activation='softplsu'.*did you mean 'softplus'"),
+    (["seed=-1"], r"seed=-1: must be >= 0 and <= 4294967295"),
+    (["data.seed=4294967296"], r"data.seed=4294967296: must be >= 0 and <= 4294967295"),
+    (["split.seed=-3"], r"split.seed=-3: must be >= 0"),
+    (["model=ensemble", "model.members=[]"], r"model.members=\[\]: needs at least 1 item"),
+    (["tracking.enabled=true", "tracking.register=a/b"], r"tracking.register='a/b': not a registered-model name"),
+    (["tracking.enabled=true", "tracking.register=' '"], r"tracking.register=' ': not a registered-model name"),
+    (["tracking.enabled=true", "tracking.register=.."], r"tracking.register='..': not a registered-model name"),
+    (["tracking.enabled=true", "tracking.experiment=''"], r"tracking.experiment='': give the experiment a name"),
+    (["tracking.enabled=true", "tracking.uri=''"], r"tracking.uri='': give a store"),
+    (["tracking.enabled=true", "tracking.uri=ftp://host/x"], r"tracking.uri=ftp://host/x: unsupported scheme ftp:"),
+    (["tracking.enabled=true", "tracking.uri=sqlit:///m.db"], r"unsupported scheme sqlit:.*did you mean 'sqlite'"),
+    (["tracking.enabled=true", "tracking.uri=postgresql+nodriver://h/db"], r"needs a postgresql driver.*pip install nodriver"),
+    (["data.scrape_date=2017-13-45"], r"data.scrape_date='2017-13-45': not a date"),
+    (["data.scrape_date=yesterday"], r"data.scrape_date='yesterday': not a date"),
+    (["data=profiles", "data.path=/no/such/folder"], r"data.path=/no/such/folder: no such file or folder"),
 ]
 
 
@@ -50,6 +73,40 @@ BAD = [
 def test_bad_config_is_refused_naming_the_key(make_cfg, overrides, message):
     with pytest.raises(ConfigError, match=message):
         check(make_cfg(*overrides, tiny=not any(o.startswith("data=") for o in overrides)))
+
+
+def test_activation_names_are_keras_activations():
+    import keras
+
+    from likepred.config.schema import ACTIVATIONS
+
+    for name in ACTIVATIONS:
+        keras.activations.get(name)  # raises for an unknown one
+
+
+def test_artifact_root_whose_client_library_is_missing_is_refused(make_cfg, monkeypatch):
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"tracking.artifact_root=s3://bucket/x: needs the package 'boto3'"):
+        check(make_cfg("tracking.enabled=true", "tracking.artifact_root=s3://bucket/x"))
+
+
+def test_missing_extra_is_found_before_any_data(make_cfg, monkeypatch):
+    from likepred.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(MissingDependencyError, match=r"'sentence_transformers' is needed for features=text"):
+        check(make_cfg("features=text"))
+
+
+def test_absurd_sizes_are_one_line_warnings(make_cfg, caplog):
+    check(make_cfg("data.n_users=1000000000", "trainer.epochs=1000000000", "trainer.patience=0"))
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(l.startswith("data.n_users=1000000000:") for l in lines), lines
+    assert any(l.startswith("trainer.epochs=1000000000 with trainer.patience=0") for l in lines), lines
+    assert all("\n" not in l for l in lines)
+    caplog.clear()
+    check(make_cfg())
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 @pytest.fixture
@@ -62,8 +119,8 @@ def keras_weights(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("preset", ["approach1", "approach1_mean", "approach2", "approach3", "approach4",
                                     "approach4_vgg19", "approach5", "approach5_leaky", "profiles_best"])
-def test_every_preset_passes_the_checks(make_cfg, preset, keras_weights):
-    check(make_cfg(f"+experiment={preset}", "data.path=x", tiny=False))
+def test_every_preset_passes_the_checks(make_cfg, preset, keras_weights, tmp_path):
+    check(make_cfg(f"+experiment={preset}", f"data.path={tmp_path}", tiny=False))
 
 
 @pytest.mark.parametrize("model", ["dense_meta", "gbm", "user_mean", "best_constant", "labels_dense",
@@ -84,3 +141,38 @@ def test_a_typo_stops_the_app_fast_with_one_line(cache_dir, tmp_path):
                      "known: epochs, batch_size, patience, verbose"], proc.stderr
     assert elapsed < 20  # well under 5 s on a quiet machine; generous for a loaded CI
     assert not (tmp_path / "m.db").exists()  # refused before MLflow or any data was touched
+
+
+def test_a_wrong_data_path_leaves_no_run_behind(cache_dir, tmp_path):
+    """A mistyped command is refused before the MLflow run exists: no red FAILED row per typo."""
+    db = tmp_path / "m.db"
+    proc = subprocess.run([sys.executable, "-m", "likepred", "data=profiles", f"data.path={tmp_path}/profiels",
+                           f"tracking.uri=sqlite:///{db}", f"hydra.run.dir={tmp_path}/out"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert [ln for ln in proc.stderr.splitlines() if ln.strip()] == [
+        f"likepred: error: data.path={tmp_path}/profiels: no such file or folder"], proc.stderr
+    if db.exists():
+        import sqlite3
+
+        with sqlite3.connect(db) as con:
+            tables = {r[0] for r in con.execute("select name from sqlite_master")}
+            assert "runs" not in tables or con.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["model=gmb"], r"model=gmb: no such option \(did you mean 'gbm'\?\); known: .*dense_meta"),
+    (["model.layers=[1,"], r"cannot read the override 'model.layers=\[1,'"),
+    (["foo=1"], r"Could not override 'foo'. To append to your config use \+foo=1"),
+    (["--multirun", "seed=range(1,5,0)"], r"a sweep override cannot be expanded: range\(\) arg 3 must not be zero"),
+    (["--multirun", "optimizer.lr=interval(0.001,0.1)"], r"the basic sweeper takes lists .* need the Optuna sweeper"),
+], ids=["group_option", "syntax", "unknown_key", "range_step_0", "interval_on_basic"])
+def test_hydra_errors_are_one_line_exit_2(args, message, cache_dir, tmp_path):
+    import re
+
+    proc = subprocess.run([sys.executable, "-m", "likepred", *args, "tracking.enabled=false",
+                           f"hydra.run.dir={tmp_path}/out", f"hydra.sweep.dir={tmp_path}/multi"],
+                          capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("likepred: error: ") and re.search(message, lines[0]), lines[0]

@@ -330,3 +330,13 @@ def test_killed_download_leaves_its_failures(server, tmp_path):
     with open(report_path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows == [{"url": server.url("/missing/m.jpg"), "filename": "m.jpg", "reason": "HTTP 404"}]
+
+
+def test_same_file_name_from_different_urls_is_not_silent(caplog):
+    posts = pd.DataFrame({"url_image": ["https://a.example/x/pic.jpg", "https://b.example/y/pic.jpg",
+                                        "https://a.example/x/pic.jpg"], "image": [None, None, None]})
+    items = items_from_posts(posts)
+    assert [(i.url, i.filename) for i in items] == [("https://a.example/x/pic.jpg", "pic.jpg")]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and warned[0].startswith("1 image URLs share a file name with another post's different URL")
+    assert "https://b.example/y/pic.jpg" in warned[0]  # the same URL twice is no clash

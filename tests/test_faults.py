@@ -120,6 +120,176 @@ def test_gone_tells_dead_processes_from_live_and_unknown_ones():
     assert gone({}) is None  # runs of other tools
 
 
+def test_a_run_that_finishes_between_the_listing_and_the_write_is_not_marked_killed(tmp_path):
+    """The race of issue 23: mark_killed lists RUNNING runs, then writes. Two runs of dead
+    processes are listed; one of them finishes (a real write by a second client, as its own
+    process would do before exiting) right after the listing. Only the other ends KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.tracking.alive import PID, mark_killed, process_tags
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tags = process_tags() | {PID: str(dead.pid)}
+    other = MlflowClient(uri)  # the run's own process
+    exp = other.create_experiment("race")
+    late, lost = (other.create_run(exp, tags=tags).info.run_id for _ in range(2))
+
+    class Interleaved(MlflowClient):
+        def search_runs(self, *args, **kw):
+            found = super().search_runs(*args, **kw)
+            assert {r.info.run_id for r in found} == {late, lost}  # both listed as RUNNING
+            other.set_terminated(late, "FINISHED")  # ... and one finishes right then
+            return found
+
+    marked = mark_killed(Interleaved(uri), exp)
+    assert [run_id for run_id, _ in marked] == [lost]
+    assert other.get_run(late).info.status == "FINISHED" and "error" not in other.get_run(late).data.tags
+    assert other.get_run(lost).info.status == "KILLED"
+
+
+# ---- unreachable servers: one line within the configured timeout, never minutes of retries
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["http_silent", "postgres_refused", "ray_refused"])
+def test_unreachable_server_is_one_line_within_its_timeout(case, tmp_path, cache_dir):
+    import socket
+
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    uri, extra, args = f"sqlite:///{tmp_path}/m.db", [], ["model=user_median"]
+    if case == "http_silent":
+        uri, extra, option = f"http://127.0.0.1:{port}", ["tracking.connect_timeout=1"], "tracking.uri="
+    elif case == "postgres_refused":
+        uri, option = f"postgresql://u@127.0.0.1:{free_port()}/db", "tracking.uri="
+    else:
+        extra = ["hydra/launcher=ray", f"hydra.launcher.ray.init.address=127.0.0.1:{free_port()}",
+                 "hydra.launcher.ray.connect_timeout=1"]
+        option, args = "hydra.launcher.ray.init.address=", ["--multirun", *args]
+    started = time.monotonic()
+    try:
+        rc, _, err = run(args, tmp_path, cache_dir, uri, timeout=120, extra=extra)
+    finally:
+        silent.close()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1, err[-2000:]
+    assert lines[0].startswith(f"likepred: error: {option}"), lines[0]
+    assert ("no tracking server answers within 1 s" if case == "http_silent" else "cannot reach") in lines[0], lines[0]
+    assert time.monotonic() - started < 60  # seconds of Python start-up on a loaded CI, not minutes
+
+
+@pytest.mark.slow
+def test_runs_started_in_the_same_second_get_their_own_output_folders(tmp_path, cache_dir):
+    env = dict(os.environ, LIKEPRED_CACHE=str(cache_dir))
+    procs = [subprocess.Popen([sys.executable, "-m", "likepred", "model=user_median", f"seed={i}", *TINY,
+                               "tracking.enabled=false"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errs
+    folders = sorted((tmp_path / "outputs" / "runs").glob("*/*"))
+    assert len(folders) == 4, folders
+    seeds = sorted(next(o for o in (f / ".hydra" / "overrides.yaml").read_text().splitlines() if "seed=" in o)
+                   for f in folders)
+    assert seeds == [f"- seed={i}" for i in range(4)]
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_the_run_is_killed(tmp_path, cache_dir):
+    from omegaconf import OmegaConf
+
+    from likepred.tracking.store import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    ensure_experiment(OmegaConf.create({"uri": uri, "experiment": "faults"}))  # the store, before polling it
+    proc = start(LONG, tmp_path, cache_dir, uri)
+    try:
+        run_ = wait_running(uri, lambda r: True)[0]
+        time.sleep(2)  # into training
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == "likepred: interrupted (Ctrl-C); the run is marked KILLED in MLflow"
+    after = {r.info.run_id: r for r in runs(uri)}[run_.info.run_id]
+    assert after.info.status == "KILLED" and after.data.tags["error"] == "interrupted (Ctrl-C)"
+
+
+# ---- damaged and half-created stores
+
+def half_created_store(uri):
+    """What a process killed inside MLflow's first migration leaves: the schema part-way (the
+    revision before latest_metrics) and that migration's table already made, no runs."""
+    from alembic import command
+    from mlflow.store.db.utils import _get_alembic_config, create_sqlalchemy_engine
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    engine = create_sqlalchemy_engine(uri)
+    InitialBase.metadata.create_all(engine)
+    config = _get_alembic_config(uri)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "7ac759974ad8")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("create table latest_metrics (key varchar(250))")
+    engine.dispose()
+
+
+def test_store_interrupted_in_its_first_migration_is_set_aside_and_made_again(tmp_path, capsys):
+    import mlflow
+    from omegaconf import OmegaConf
+
+    from likepred.tracking.store import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    (tmp_path / "store").mkdir()
+    half_created_store(uri)
+    alone = subprocess.run([sys.executable, "-c", f"import mlflow; mlflow.MlflowClient({uri!r}).search_experiments()"],
+                           capture_output=True, text=True, timeout=120)  # what MLflow alone makes of it
+    assert alone.returncode != 0 and "latest_metrics already exists" in alone.stderr
+    exp_id = ensure_experiment(OmegaConf.create({"uri": uri, "experiment": "x", "artifact_root": None}))
+    assert "was left half-created" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "store").glob("mlflow.db.unfinished-*")]
+    client = mlflow.MlflowClient(uri)
+    run = client.create_run(exp_id)
+    client.set_terminated(run.info.run_id)
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "lock_is_a_folder", "db_is_a_folder"])
+def test_damaged_store_is_one_line_naming_the_file(damage, tmp_path, cache_dir):
+    from omegaconf import OmegaConf
+
+    from likepred.errors import ConfigError
+    from likepred.tracking.store import ensure_experiment
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    tcfg = OmegaConf.create({"uri": uri, "experiment": "x", "artifact_root": None})
+    if damage == "garbage":
+        db.write_bytes(os.urandom(50_000))
+    elif damage == "truncated":
+        ensure_experiment(tcfg)
+        db.write_bytes(db.read_bytes()[:len(db.read_bytes()) // 3])
+    elif damage == "lock_is_a_folder":
+        Path(f"{db}.lock").mkdir()
+    else:
+        db.mkdir()
+    with pytest.raises(ConfigError) as e:
+        ensure_experiment(tcfg)
+    assert str(db) in str(e.value) and "\n" not in str(e.value)
+
+
 # ---- runs started at once on a fresh store
 
 @pytest.mark.slow
@@ -171,6 +341,23 @@ def fill(folder):
                 f.flush()
         except OSError:
             pass
+
+
+def test_full_disk_leaves_no_half_written_model_file(mount):
+    """Every model file is written then renamed: a full disk raises naming the file and leaves
+    neither a truncated arrays.npz nor a state.json that points at one."""
+    from likepred.serving import state
+
+    folder = mount("full_model", "size=256k")
+    fill(folder)
+    (folder / "filler").unlink()
+    fill(folder)  # now ~0 bytes free, and the folder is writable
+    model = folder / "model"
+    model.mkdir()
+    with pytest.raises(OSError) as e:
+        state.dump({"weights": np.ones(200_000)}, model)
+    assert e.value.filename == str(model / "arrays.npz") and e.value.strerror
+    assert sorted(p.name for p in model.iterdir()) == []  # no truncated file, no temp file left
 
 
 def one_line_error(rc, err, option, path, started):

@@ -221,3 +221,39 @@ def test_cached_read_equals_the_plain_read_and_rereads_one_folder(downloads):
     os.utime(downloads / "alice" / "id", (old + 5, old + 5))
     pd.testing.assert_frame_equal(reader.read()[0], want[0])
     assert reader.parsed == ["alice"]
+
+
+def _edit_post(folder, index, change):
+    post = sorted(folder.glob("*_UTC.json.xz"))[index]
+    with lzma.open(post, "rt") as f:
+        doc = json.load(f)
+    change(doc)
+    with lzma.open(post, "wt") as f:
+        json.dump(doc, f)
+    return post
+
+
+@pytest.mark.parametrize("change,says", [
+    (lambda d: d["node"].update(taken_at_timestamp=10**30), "field date: taken_at_timestamp=1000000000000000000000000000000: no date"),
+    (lambda d: d["node"].update(taken_at_timestamp="yesterday"), "field date: taken_at_timestamp='yesterday': not a number"),
+    (lambda d: d["node"].update(edge_media_to_caption=None), "unreadable post metadata"),
+    (lambda d: d.pop("node"), "post metadata without its 'node'"),
+], ids=["absurd_timestamp", "mistyped_timestamp", "null_caption", "no_node"])
+def test_damaged_post_metadata_is_one_line_or_skipped(il_cfg, downloads, change, says):
+    post = _edit_post(downloads / "bob", 2, change)
+    with pytest.raises(DataError) as e:
+        read_posts(il_cfg(downloads).data)
+    assert str(e.value).startswith(f"file {post.name}") and says in str(e.value) and "\n" not in str(e.value)
+    posts, users, skips, _ = read_posts(il_cfg(downloads, "data.on_error=skip").data)
+    assert skips.files == 1 and sorted(users["alias"]) == ["alice"]  # bob's folder skipped and counted
+
+
+def test_decompression_bomb_is_refused_without_inflating_it(il_cfg, downloads, monkeypatch):
+    from likepred.data import instaloader as reader
+
+    monkeypatch.setattr(reader, "MAX_JSON_MB", 1)  # the cap, scaled down for a quick test
+    post = sorted((downloads / "alice").glob("*_UTC.json.xz"))[0]
+    with lzma.open(post, "wb") as f:
+        f.write(b'{"node": {"pad": "' + b"0" * (3 * 2**20) + b'"}}')  # 3 MB in a few kB
+    with pytest.raises(DataError, match=f"file {post.name}: decompresses to more than 1 MB"):
+        read_posts(il_cfg(downloads).data)

@@ -68,3 +68,16 @@ def test_models_learn_beyond_user_median(make_cfg):
     median_mape = metrics["baseline_user_median_mape"]
     assert metrics["test_mape"] < median_mape - 3
     assert metrics["test_mape"] < metrics["baseline_best_constant_mape"]
+
+
+def test_gbm_leaves_larger_than_half_the_rows_warn_instead_of_learning_a_constant_silently(make_cfg, caplog):
+    """+experiment=profiles_fast (min_samples_leaf 300) on a small folder: say so."""
+    cfg = make_cfg("model=gbm", "model.min_samples_leaf=300", "model.max_iter=5")
+    data, pipe, train, val, test = prepared(cfg)
+    assert len(train.y) < 600
+    build_model(cfg).fit(train, val)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(w.startswith(f"model.min_samples_leaf=300 is over half the {len(train.y)} training rows") for w in warned)
+    caplog.clear()
+    build_model(make_cfg("model=gbm", "model.min_samples_leaf=5", "model.max_iter=5")).fit(train, val)
+    assert not [r for r in caplog.records if "min_samples_leaf" in r.getMessage()]

@@ -204,13 +204,18 @@ def test_explain_lists_features_by_effect(logged, predictor, tmp_path, capsys):
     post = {"alias": KNOWN, "date": SATURDAY, "tags": ["tag1", "tag4"], "mentions": ["@a"]}
     assert cli(logged, "--explain", "--top", "100", str(write(tmp_path / "post.json", post))) == 0
     lines = capsys.readouterr().out.splitlines()
-    rows = [re.fullmatch(r"\s+([+-]\d+)\s+(\w+)(?: = (.+))?", line) for line in lines[2:-2]]
+    end = next(i for i, line in enumerate(lines) if "with every feature at its training mean" in line)
+    rows = [re.fullmatch(r"\s+([+-]\d+)\s+(\w+)(?: = (.+))?", line) for line in lines[2:end]]
     assert all(rows), lines
     labels = [r.group(2) for r in rows]
-    assert sorted(labels) == sorted(label for label, _ in feature_groups(predictor.pipeline.names))
+    assert set(labels) <= {label for label, _ in feature_groups(predictor.pipeline.names)}
     deltas = [abs(int(r.group(1))) for r in rows]
-    assert deltas == sorted(deltas, reverse=True)
-    assert dict((r.group(2), r.group(3)) for r in rows)["weekday"] == "sat"
+    assert deltas == sorted(deltas, reverse=True) and 0 not in deltas  # no +0 / -0 rows
+    # honest about the sum: the listed changes add up to the prediction, or a line says they do not
+    e = predictor.explain(predictor.check([post], "post.json")[0], 100)[0]
+    adds_up = abs(e["sum_all"] - e["moved"]) <= max(1.0, 0.1 * abs(e["moved"]))
+    assert adds_up != any("do not add up to the prediction" in line for line in lines)
+    assert dict((r.group(2), r.group(3)) for r in rows).get("weekday", "sat") == "sat"  # listed if it moves it
     # positivity: the prediction is a multiple of the user's mean likes in the train rows
     data = load_dataset(cfg.data)
     train = data.posts.iloc[make_split(data.posts, cfg.split).train]
@@ -342,3 +347,52 @@ def test_a_fresh_process_imports_neither_mlflow_nor_scikit_learn(logged, tmp_pat
             "if m in sys.modules), rc)" % (run_id, cfg.tracking.uri, post))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.stdout.splitlines()[-1] == "[] 0", proc.stderr[-2000:]
+
+
+def test_top_0_is_refused_in_one_line(logged, tmp_path, capsys):
+    post = {"alias": KNOWN, "date": SATURDAY}
+    assert cli(logged, "--explain", "--top", "0", str(write(tmp_path / "post.json", post))) == 2
+    assert capsys.readouterr().err.strip() == \
+        "likepred.predict: error: --top 0: must be >= 1 (how many features --explain lists)"
+
+
+def test_predictions_are_never_negative_and_say_so(logged, predictor, tmp_path, capsys):
+    """A dense net fitted on log likes can still come out below 0 on inputs far from its training
+    rows: the prediction is clipped to 0 with a note. Here the net's last layer is pushed down."""
+    import copy
+
+    neg = copy.copy(predictor)
+    neg.pipeline = copy.copy(predictor.pipeline)
+    real = predictor.pipeline.predict_likes
+    neg.pipeline.predict_likes = lambda est, data, **kw: real(est, data, **kw) - 1e6  # any model gone astray
+    from likepred.serving.predict import predict_file
+
+    path = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    assert predict_file(neg, path) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("~0 likes") and "-" not in out.split("likes")[0]
+    assert "note: 1 of 1 predictions came out below 0 likes and are shown as 0" in err
+
+
+def test_damaged_model_files_are_one_line(logged, tmp_path, capsys):
+    import shutil
+
+    import mlflow
+
+    store, run_id, cfg = logged
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp_path / "m"),
+                                                     tracking_uri=cfg.tracking.uri))
+    bad = tmp_path / "bad"
+    shutil.copytree(local, bad)
+    forest = next(bad.rglob("forest.npz"))
+    forest.write_bytes(forest.read_bytes()[:100])  # truncated
+    assert cli(logged, str(write(tmp_path / "p.json", {"alias": KNOWN, "date": SATURDAY})), model=str(bad)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "forest.npz: not a readable model file" in err, err
+    shutil.rmtree(bad)
+    shutil.copytree(local, bad)
+    state = next(bad.rglob("state.json"))
+    state.write_text('{"format": "likepred-state/1", "root": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert cli(logged, str(write(tmp_path / "p.json", {"alias": KNOWN, "date": SATURDAY})), model=str(bad)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "state.json: not a readable likepred model state" in err, err

@@ -71,13 +71,13 @@ def test_likes_per_follower_target(make_cfg):
     assert np.allclose(t.inverse(y, posts), posts["likes"])
 
 
-def test_presets_compose_and_pass_the_checks(make_cfg):
+def test_presets_compose_and_pass_the_checks(make_cfg, tmp_path):
     from likepred.config import check
 
-    cold = make_cfg("+experiment=cold_start", "data.path=x", tiny=False)
+    cold = make_cfg("+experiment=cold_start", f"data.path={tmp_path}", tiny=False)
     assert (cold.split.kind, cold.target.name, cold.model.name) == ("user", "likes_per_follower", "gbm")
     check(cold)
-    fast = make_cfg("+experiment=profiles_fast", "data.path=x", tiny=False)
+    fast = make_cfg("+experiment=profiles_fast", f"data.path={tmp_path}", tiny=False)
     check(fast)
     # no caption embedding: profiles_fast needs no `text` extra
     assert "caption_embedding" not in fast.features.extractors and "caption_stats" in fast.features.extractors

@@ -264,3 +264,25 @@ def test_study_approaches_in_one_command(tmp_path, cache_dir, store):
     assert set(table["data"]) == {"synthetic"} and set(table["status"]) <= {"FINISHED", "REUSED"}
     assert {c.data.params["split.kind"] for c in children if c.data.tags["likepred.job"] == "+experiment=approach1"} == {"legacy"}
     assert "+experiment=approach1 " in proc.stdout and "43% MAPE" in proc.stdout
+
+
+# ---- sweeps that would run nothing or cannot rank say so and fail (issue 23)
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,rc,message", [
+    (["model=glob(nosuch*)"], 1, "likepred: error: the sweep ran no job: its sweep settings expand to nothing"),
+    (["seed=range(5,1)"], 1, "likepred: error: the sweep ran no job"),
+    (["seed=1,2", "optimized_metric=val_mpae"], 1,
+     "likepred: error: optimized_metric=val_mpae: no job logged it, so the sweep cannot rank its jobs"),
+    (["hparams_search=dense_meta_optuna", "hydra.sweeper.n_trials=0"], 2,
+     "likepred: error: hydra.sweeper.n_trials=0: must be >= 1 (the sweep would run nothing)"),
+], ids=["glob", "empty_range", "unknown_metric", "no_trials"])
+def test_sweep_that_runs_nothing_or_cannot_rank_fails_saying_why(args, rc, message, tmp_path, cache_dir, store):
+    proc, uri, sweep_dir = sweep(["--multirun", "model=user_median", *args], tmp_path, cache_dir, store)
+    assert proc.returncode == rc, proc.stderr[-2000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("likepred: error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    if rc == 1:  # the parent run says so too
+        _, parent, _ = parent_and_children(uri, sweep_dir)
+        assert parent.info.status == "FAILED" and parent.data.tags["error"] in errors[0]

@@ -16,6 +16,7 @@ class RayLauncherConf:
     ray: Dict[str, Any] = field(default_factory=lambda: {
         "init": {"address": None},
         "remote": {"num_cpus": 1, "max_calls": 1},
+        "connect_timeout": 5,  # seconds the head has to answer (likepred.preflight.check_ray)
     })
 
 

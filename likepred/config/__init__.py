@@ -8,6 +8,11 @@ registry); cross-field rules are functions registered with `@rule`.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import logging
+import math
+import os
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
@@ -15,7 +20,13 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from likepred.errors import ConfigError
 from likepred.registry import closest
 
+log = logging.getLogger("likepred")
+
 RULES: list = []  # cross-field checks: fn(cfg) raising ConfigError
+
+# ${likepred.pid:} in hydra.run.dir: runs started in the same second get folders of their own
+if not OmegaConf.has_resolver("likepred.pid"):
+    OmegaConf.register_new_resolver("likepred.pid", lambda: str(os.getpid()), use_cache=True)
 
 
 def rule(fn):
@@ -34,23 +45,47 @@ def _unknown_keys(values: dict, schema, prefix: str):
             _unknown_keys(value, type(sub.default_factory()), f"{prefix}{key}.")
 
 
+def _allowed(lo, hi, lo_open, hi_open) -> str:
+    return " and ".join(s for s in (None if lo is None else f"{'>' if lo_open else '>='} {lo}",
+                                    None if hi is None else f"{'<' if hi_open else '<='} {hi}") if s)
+
+
+def _outside(value, lo, hi, lo_open, hi_open) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False  # a type error is OmegaConf's to report
+    if math.isnan(value):
+        return True  # nan < lo is False: refuse it outright
+    return (lo is not None and (value < lo or (lo_open and value == lo))) or \
+        (hi is not None and (value > hi or (hi_open and value == hi)))
+
+
 def _ranges(node, schema, prefix: str):
     for f in dataclasses.fields(schema):
         value = node.get(f.name)
-        if "range" in f.metadata and value is not None:
-            lo, hi, lo_open, hi_open = f.metadata["range"]
-            bad = (lo is not None and (value < lo or (lo_open and value == lo))) or \
-                  (hi is not None and (value > hi or (hi_open and value == hi)))
-            if bad:
-                allowed = " and ".join(s for s in (
-                    None if lo is None else f"{'>' if lo_open else '>='} {lo}",
-                    None if hi is None else f"{'<' if hi_open else '<='} {hi}") if s)
-                raise ConfigError(f"{prefix}{f.name}={value!r}: must be {allowed}")
+        if "range" in f.metadata and value is not None and _outside(value, *f.metadata["range"]):
+            raise ConfigError(f"{prefix}{f.name}={value!r}: must be {_allowed(*f.metadata['range'])}")
+        if "each" in f.metadata and value is not None:
+            for i, item in enumerate(value):
+                if _outside(item, *f.metadata["each"]):
+                    raise ConfigError(f"{prefix}{f.name}[{i}]={item!r}: each item must be "
+                                      f"{_allowed(*f.metadata['each'])} (got {list(value)})")
+            if len(value) < f.metadata.get("min_len", 0):
+                raise ConfigError(f"{prefix}{f.name}=[]: needs at least {f.metadata['min_len']} item(s)")
         if "choices" in f.metadata and value not in f.metadata["choices"]:
             raise ConfigError(f"{prefix}{f.name}={value!r}: not one of "
                               f"{', '.join(str(c) for c in f.metadata['choices'])}{closest(value, f.metadata['choices'])}")
         if isinstance(value, DictConfig) and callable(f.default_factory) and dataclasses.is_dataclass(f.default_factory()):
             _ranges(value, type(f.default_factory()), f"{prefix}{f.name}.")
+
+
+def _finite(values, prefix: str = ""):
+    """No NaN or infinity anywhere in the settings (every number we take is finite)."""
+    items = values.items() if isinstance(values, dict) else enumerate(values) if isinstance(values, list) else ()
+    for key, value in items:
+        name = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}{'.' if prefix else ''}{key}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}={value!r}: must be a finite number")
+        _finite(value, name)
 
 
 def typed(values: dict, schema, prefix: str) -> DictConfig:
@@ -86,8 +121,9 @@ def check(cfg) -> None:
     from likepred.targets import TARGETS
 
     values = resolved(cfg)
-    model = values.pop("model", None) or {}
     values.pop("hydra", None)
+    _finite(values)
+    model = values.pop("model", None) or {}
     root = typed(values, s.RootConfig, "")
     READERS.get(root.data.source)
     SPLITS.get(root.split.kind)
@@ -145,3 +181,113 @@ def check_model_inputs(cfg):
     if missing:
         raise ConfigError(f"model={cfg.model.name} reads the input block(s) {', '.join(missing)}, which "
                           f"features={cfg.features.name} does not make (it makes: {', '.join(sorted(blocks))})")
+
+
+def _have(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent is missing
+        return False
+
+
+@rule
+def check_data_path(cfg):
+    """A source read from disk needs its path to exist: a typo must not create a FAILED run."""
+    data = cfg.data
+    if data.source == "synthetic":
+        return
+    if not data.get("path"):
+        raise ConfigError(f"data.path: required for data.source={data.source} (data.path=FOLDER_OR_FILE)")
+    if not Path(str(data.path)).expanduser().exists():
+        raise ConfigError(f"data.path={data.path}: no such file or folder")
+
+
+@rule
+def check_scrape_date(cfg):
+    from likepred.data import parse_scrape_date
+    from likepred.errors import DataError
+
+    try:
+        parse_scrape_date(cfg.data)
+    except DataError:
+        raise ConfigError(f"data.scrape_date={cfg.data.scrape_date!r}: not a date (e.g. 2017-05-01)") from None
+
+
+@rule
+def check_packages(cfg):
+    """Every optional package the run imports is installed, before any data is read."""
+    from likepred.backend import BACKENDS
+    from likepred.errors import MissingDependencyError
+
+    needed = [(BACKENDS.get(cfg.backend, "jax"), cfg.backend, f"backend={cfg.backend}")]
+    if cfg.data.source == "instaloader":
+        needed.append(("instaloader", "instaloader", "data.source=instaloader"))
+    for cls, _ in _extractors(cfg):
+        needed += [(module, extra, f"features={cfg.features.name} ({cls.name})") for module, extra in cls.requires]
+    for module, extra, purpose in needed:
+        if not _have(module):
+            raise MissingDependencyError(module, extra, purpose)
+
+
+# tracking URI schemes MLflow serves (a database's with its SQLAlchemy driver) and the artifact
+# stores that need a client library of their own
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
+DB_DRIVERS = {"postgresql": ("psycopg", "psycopg2"), "mysql": ("pymysql", "MySQLdb"), "mssql": ("pyodbc", "pymssql")}
+ARTIFACT_LIBS = {"s3": ("boto3", "boto3"), "gs": ("google.cloud.storage", "google-cloud-storage"),
+                 "wasbs": ("azure.storage.blob", "azure-storage-blob"),
+                 "abfss": ("azure.storage.filedatalake", "azure-storage-file-datalake"),
+                 "hdfs": ("pyarrow", "pyarrow"), "viewfs": ("pyarrow", "pyarrow"), "sftp": ("pysftp", "pysftp"),
+                 "b2": ("boto3", "boto3"), "r2": ("boto3", "boto3")}
+
+
+@rule
+def check_tracking(cfg):
+    import posixpath
+
+    t = cfg.get("tracking")
+    if t is None or not t.enabled:
+        return
+    if not str(t.experiment or "").strip():
+        raise ConfigError("tracking.experiment='': give the experiment a name (tracking.experiment=NAME)")
+    uri = str(t.uri or "").strip()
+    if not uri:
+        raise ConfigError("tracking.uri='': give a store, e.g. tracking.uri=sqlite:///mlruns/mlflow.db or http://HOST:5000")
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else uri.lower()  # "databricks"
+    if scheme not in TRACKING_SCHEMES:
+        raise ConfigError(f"tracking.uri={uri}: unsupported scheme {scheme + ':' if ':' in uri else '(none)'}; use one of "
+                          f"{', '.join(s + '://' for s in TRACKING_SCHEMES)}{closest(scheme, TRACKING_SCHEMES)}"
+                          + ("" if ":" in uri else f" (a folder: tracking.uri=sqlite:///{uri}/mlflow.db)"))
+    driver = uri.split(":", 1)[0].split("+", 1)[1] if "+" in uri.split(":", 1)[0] else None
+    drivers = (driver,) if driver else DB_DRIVERS.get(scheme, ())
+    if drivers and not any(_have(d) for d in drivers):
+        raise ConfigError(f"tracking.uri={uri}: needs a {scheme} driver for SQLAlchemy, none installed "
+                          f"(pip install {drivers[0]})")
+    root = str(t.get("artifact_root") or "")
+    lib = ARTIFACT_LIBS.get(root.split("://", 1)[0].lower()) if "://" in root else None
+    if lib and not _have(lib[0]):
+        raise ConfigError(f"tracking.artifact_root={root}: needs the package '{lib[1]}', which is not installed "
+                          f"(pip install {lib[1]})")
+    name = t.get("register")
+    if name is not None:
+        name = str(name)
+        norm = posixpath.normpath(name) if name.strip() else ""
+        if not name.strip() or any(c in name for c in "/:") or norm != name or norm in (".", "..") \
+                or norm.startswith(".."):
+            raise ConfigError(f"tracking.register={name!r}: not a registered-model name (no '/' or ':', "
+                              "not empty, '.' or '..'; e.g. tracking.register=likes_gbm)")
+
+
+# sizes that are allowed but almost surely a typo: one line of warning, the run goes on
+HUGE_USERS = 100_000
+HUGE_EPOCHS = 10_000
+
+
+@rule
+def warn_absurd_sizes(cfg):
+    data, trainer = cfg.data, cfg.trainer
+    if data.source == "synthetic" and data.n_users > HUGE_USERS:
+        log.warning("data.n_users=%d: a synthetic folder of that many users takes hours and ~%d GB; "
+                    "the default is 300", data.n_users, max(1, data.n_users * data.max_posts // 2_000_000))
+    if trainer.epochs > HUGE_EPOCHS and trainer.patience == 0:
+        log.warning("trainer.epochs=%d with trainer.patience=0 (no early stopping): every epoch runs; "
+                    "set trainer.patience=8 to stop when validation stops improving", trainer.epochs)

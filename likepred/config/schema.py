@@ -21,8 +21,29 @@ def choice(default, *options):
     return field(default=default, metadata={"choices": (default, *options)})
 
 
-def items(*values):
-    return field(default_factory=lambda: list(values))
+def items(*values, lo=None, hi=None, hi_open=False, min_len=0):
+    """A list field; each item in [lo, hi] (hi excluded if hi_open), at least `min_len` items."""
+    return field(default_factory=lambda: list(values),
+                 metadata={"each": (lo, hi, False, hi_open), "min_len": min_len})
+
+
+SEED_MAX = 2**32 - 1  # NumPy's and JAX's seeds are unsigned 32-bit
+
+
+def seed_field(default=0):
+    return rng(default, lo=0, hi=SEED_MAX)
+
+
+# Keras 3's activations usable by name without arguments (tests/test_config.py holds this to
+# keras.activations); the check refuses others before any data is read.
+ACTIVATIONS = ("celu", "elu", "exponential", "gelu", "hard_shrink", "hard_sigmoid", "hard_silu", "hard_swish",
+               "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu",
+               "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus", "sparse_sigmoid",
+               "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink")
+
+
+def activation_field(default):
+    return field(default=default, metadata={"choices": ACTIVATIONS})
 
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"  # the one-machine store (conf/tracking/local.yaml)
@@ -46,7 +67,7 @@ class DataConfig:
     n_users: int = rng(300, lo=2)
     min_posts: int = rng(8, lo=1)
     max_posts: int = rng(40, lo=1)
-    seed: int = 0
+    seed: int = seed_field()
     image_size: int = rng(64, lo=8)
 
 
@@ -55,7 +76,7 @@ class SplitConfig:
     kind: str = "chrono"
     test_frac: float = rng(0.2, lo=0, hi=1, lo_open=True, hi_open=True)
     val_frac: float = rng(0.15, lo=0, hi=1, hi_open=True)
-    seed: int = 0
+    seed: int = seed_field()
     train_as_unseen: bool = False
 
 
@@ -100,6 +121,7 @@ class TrackingConfig:
     log_model: bool = True
     register: Optional[str] = None
     alias: str = "champion"  # a sweep with `register` sets it on its best job's version
+    connect_timeout: float = rng(5.0, lo=0, lo_open=True)  # seconds for a server/database to answer
 
 
 @dataclass
@@ -149,7 +171,7 @@ class EvaluateConfig:
 class RootConfig:
     """The run config's top level; `model` is typed by the model's own registered schema."""
 
-    seed: int = 0
+    seed: int = seed_field()
     plugins: list[str] = field(default_factory=list)  # modules imported first (likepred.plugins)
     backend: str = choice("jax", "tensorflow", "torch")
     optimized_metric: str = "val_mape"
@@ -177,10 +199,10 @@ class ModelConfig:
 @dataclass
 class DenseConfig(ModelConfig):
     INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads
-    layers: list[int] = items(80, 30, 10)
-    activation: str = "relu"
+    layers: list[int] = items(80, 30, 10, lo=1)
+    activation: str = activation_field("relu")
     dropout: float = rng(0.2, lo=0, hi=1, hi_open=True)
-    output_activation: str = "linear"
+    output_activation: str = activation_field("linear")
 
 
 @dataclass
@@ -197,32 +219,32 @@ class GBMConfig(ModelConfig):
 @dataclass
 class EnsembleConfig(ModelConfig):
     INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads (members' own are checked too)
-    members: list[str] = items("gbm", "dense_meta")
+    members: list[str] = items("gbm", "dense_meta", min_len=1)
     overrides: Any = field(default_factory=dict)  # per member: {NAME: {key: value}} over conf/model/NAME.yaml
     step: float = rng(0.05, lo=0, hi=1, lo_open=True)  # grid step of the weights
 
 
 @dataclass
 class LabelsDenseConfig(ModelConfig):
-    layers: list[int] = items(200, 100, 50)
-    l1: list[float] = items(1e-4, 1e-4, 0.0)
-    dropout: list[float] = items(0.2, 0.0, 0.0)
-    activation: str = "relu"
-    output_activation: str = "linear"
+    layers: list[int] = items(200, 100, 50, lo=1)
+    l1: list[float] = items(1e-4, 1e-4, 0.0, lo=0)
+    dropout: list[float] = items(0.2, 0.0, 0.0, lo=0, hi=1, hi_open=True)
+    activation: str = activation_field("relu")
+    output_activation: str = activation_field("linear")
 
 
 @dataclass
 class CnnMetaConfig(ModelConfig):
     INPUTS: ClassVar[tuple] = ("meta", "image")  # feature blocks it reads
-    conv: list[int] = items(16, 32, 64, 128, 256)
+    conv: list[int] = items(16, 32, 64, 128, 256, lo=1)
     kernel: int = rng(3, lo=1)
     pool: int = rng(2, lo=1)
     conv_dropout: float = rng(0.25, lo=0, hi=1, hi_open=True)
     meta_units: int = rng(10, lo=1)
-    dense: list[int] = items(500, 10)
+    dense: list[int] = items(500, 10, lo=1)
     dropout: float = rng(0.0, lo=0, hi=1, hi_open=True)
-    activation: str = "relu"
-    output_activation: str = "linear"
+    activation: str = activation_field("relu")
+    output_activation: str = activation_field("linear")
 
 
 @dataclass
@@ -232,10 +254,10 @@ class AlexNetConfig(ModelConfig):
     batch_norm: bool = True
     pool_size: int = rng(3, lo=1)
     pool_strides: int = rng(2, lo=1)
-    dense: list[int] = items(1024, 256)
+    dense: list[int] = items(1024, 256, lo=1)
     dropout: float = rng(0.5, lo=0, hi=1, hi_open=True)
-    activation: str = "relu"
-    output_activation: str = "linear"
+    activation: str = activation_field("relu")
+    output_activation: str = activation_field("linear")
 
 
 @dataclass
@@ -246,10 +268,10 @@ class Vgg19DenseConfig(ModelConfig):
     input_size: Optional[int] = rng(None, lo=32)
     weights: Optional[str] = choice("imagenet", None)
     weights_path: Optional[str] = None
-    layers: list[int] = items(2000, 1000, 50)
-    activation: str = "relu"
+    layers: list[int] = items(2000, 1000, 50, lo=1)
+    activation: str = activation_field("relu")
     dropout: float = rng(0.0, lo=0, hi=1, hi_open=True)
-    output_activation: str = "linear"
+    output_activation: str = activation_field("linear")
 
 
 GROUPS = {  # group -> schema, for the ConfigStore

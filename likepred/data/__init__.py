@@ -53,9 +53,9 @@ def read_posts(cfg):
     the synthetic folder (None for other sources)."""
     items, folder = READERS.get(cfg.source)(cfg)
     if hasattr(items, "read"):  # a folder read through the columnar cache (likepred.data.columnar)
-        posts, users, skips = items.read(cfg.get("on_error", "error"), _scrape_date(cfg))
+        posts, users, skips = items.read(cfg.get("on_error", "error"), parse_scrape_date(cfg))
     else:
-        posts, users, skips = posts_and_users(items, cfg.get("on_error", "error"), _scrape_date(cfg))
+        posts, users, skips = posts_and_users(items, cfg.get("on_error", "error"), parse_scrape_date(cfg))
     if skips.files or skips.records:
         log.warning("skipped %d bad files and %d bad posts (data.on_error=skip)", skips.files, skips.records)
     if posts.empty:
@@ -64,11 +64,15 @@ def read_posts(cfg):
     return posts, users, skips, folder
 
 
-def _scrape_date(cfg):
+def parse_scrape_date(cfg):
+    """data.scrape_date as a UTC Timestamp (None if unset); DataError naming the field if it is no
+    date (the config check calls this before any data is read)."""
     if not cfg.get("scrape_date"):
         return None
     try:
-        t = pd.Timestamp(cfg.scrape_date)
+        t = pd.Timestamp(str(cfg.scrape_date))
+        if pd.isna(t):
+            raise ValueError
         return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
     except (ValueError, TypeError):
         raise DataError(f"not a date: {cfg.scrape_date!r} (e.g. 2017-05-01)", field="data.scrape_date") from None
@@ -76,7 +80,7 @@ def _scrape_date(cfg):
 
 def load_dataset(cfg) -> Dataset:
     posts, users, skips, folder = read_posts(cfg)
-    scrape = _scrape_date(cfg)
+    scrape = parse_scrape_date(cfg)
     scrape = posts["date"].max() if scrape is None else scrape
     posts = apply_filters(posts, users, cfg, scrape)
     posts = posts.merge(users[["alias", "followers", "following", "posts_count"]], on="alias", how="left")

@@ -42,6 +42,14 @@ def _key(*parts) -> str:
     return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # bytes Python kept as lone surrogates
+        return False
+
+
 def _arrow_table(results, alias_of=None):
     """FileResults' good posts as one Arrow table (with a `file` column)."""
     import pyarrow as pa
@@ -131,7 +139,7 @@ def to_posts(table) -> tuple[pd.DataFrame, np.ndarray]:
 
 def _parse_profiles(folder: str, names: list, scrape_date):
     """(unit, FileResult) per profile file."""
-    from likepred.data.profiles import read_json
+    from likepred.data.profiles import read_json, shown
 
     for name in names:
         f = Path(folder) / name
@@ -141,8 +149,8 @@ def _parse_profiles(folder: str, names: list, scrape_date):
         except DataError as e:
             profile, written = e, None
         except OSError as e:
-            profile, written = DataError(f"cannot read it: {e.strerror or e}", name), None
-        yield name, schema.parse_profile(name, profile, written, scrape_date)
+            profile, written = DataError(f"cannot read it: {e.strerror or e}", shown(name)), None
+        yield name, schema.parse_profile(shown(name), profile, written, scrape_date)
 
 
 def _parse_instaloader(folder: str, names: list, scrape_date):
@@ -205,7 +213,7 @@ class ProfilesFolder:
         stats = {}
         with os.scandir(folder) as it:
             for e in it:
-                if e.name.endswith(".json"):
+                if e.name.lower().endswith(".json"):  # .JSON too (as data.profiles reads them)
                     try:
                         st = e.stat()
                         stats[e.name] = (st.st_size, st.st_mtime_ns)
@@ -240,6 +248,9 @@ class ProfilesFolder:
         if on_error not in ("error", "skip"):
             raise DataError(f"on_error must be 'error' or 'skip', got {on_error!r}", field="data.on_error")
         stats = self._stats()
+        if not all(map(_utf8, stats)):  # a file name that is not UTF-8 has no text key: read without the cache
+            self.parsed = list(stats)
+            return schema.posts_and_users(self._plain(), on_error, scrape_date)
         cache = cache_root() / "tables" / _key(VERSION, self.kind, str(self.path.resolve()), scrape_date)
         cache.mkdir(parents=True, exist_ok=True)
         state = _key(VERSION, stats, on_error)

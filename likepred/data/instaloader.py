@@ -57,16 +57,48 @@ def _images(meta: Path, root: Path) -> list[str]:
         i += 1
 
 
+MAX_JSON_MB = 64  # one post's or profile's metadata is kilobytes: more is a decompression bomb
+
+
 def _load(il, context, file: Path):
+    if file.name.endswith(".xz"):
+        try:
+            with lzma.open(file) as f:
+                big = len(f.read(MAX_JSON_MB * 2**20 + 1)) > MAX_JSON_MB * 2**20
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            raise DataError(f"cannot read Instaloader metadata ({type(e).__name__}: {e})", file.name) from None
+        if big:
+            raise DataError(f"decompresses to more than {MAX_JSON_MB} MB: no Instaloader metadata "
+                            "(a decompression bomb?)", file.name)
     try:
         return il.load_structure_from_file(context, str(file))
     except il.InvalidArgumentException:
+        if file.name.endswith(("_UTC.json", "_UTC.json.xz")):  # named as a post's metadata, yet no post: say so, do not drop it unseen
+            raise DataError("post metadata without its 'node' (a damaged or hand-edited file)", file.name) from None
         return None  # not an Instaloader structure (comments, stamps): not ours to read
     except (OSError, EOFError, ValueError, KeyError, AssertionError, lzma.LZMAError) as e:
         raise DataError(f"cannot read Instaloader metadata ({type(e).__name__}: {e})", file.name) from None
 
 
 def _post(il, post, file: Path, root: Path) -> dict:
+    try:
+        return _post_fields(il, post, file, root)
+    except (TypeError, ValueError, OverflowError, OSError, AttributeError, KeyError, IndexError) as e:
+        # null or mistyped nested fields, absurd timestamps: Instaloader's properties raise
+        raise DataError(f"unreadable post metadata ({type(e).__name__}: {str(e)[:200]})", file.name) from None
+
+
+def _date(post, node, file: Path) -> str:
+    stamp = node.get("taken_at_timestamp", node.get("date"))
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)):
+        raise DataError(f"taken_at_timestamp={stamp!r}: not a number of seconds", file.name, field="date")
+    try:
+        return post.date_utc.replace(tzinfo=timezone.utc).isoformat()
+    except (OverflowError, ValueError, OSError) as e:
+        raise DataError(f"taken_at_timestamp={stamp!r}: no date ({e})", file.name, field="date") from None
+
+
+def _post_fields(il, post, file: Path, root: Path) -> dict:
     node = il.get_json_structure(post)["node"]
     likes = _node_count(node, ("edge_media_preview_like", "count"), ("edge_liked_by", "count"), ("like_count",))
     if likes is None:
@@ -77,7 +109,7 @@ def _post(il, post, file: Path, root: Path) -> dict:
     children = (node.get("edge_sidecar_to_children") or {}).get("edges") or []
     images = _images(file, root)
     return {
-        "date": post.date_utc.replace(tzinfo=timezone.utc).isoformat(),
+        "date": _date(post, node, file),
         "numberLikes": likes,
         "tags": list(post.caption_hashtags), "mentions": list(post.caption_mentions),
         "description": post.caption or "",

@@ -95,6 +95,13 @@ def _str_or_list(v):
     return isinstance(v, str) or _is_str_list(v)
 
 
+def user_key(alias: str) -> str:
+    """The identity of a user name: NFKC-normalised and case-folded."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", alias).casefold()
+
+
 _USER_FIELDS = {  # field: (check, what it must be)
     "alias": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "numberPosts": (_is_count, f"an integer from 0 to {MAX_COUNT:.0e}"),
@@ -369,15 +376,18 @@ def assemble(results, on_error: str = "error"):
                 reason, record, fld, where = r["error"]
                 raise DataError(reason, where, record, fld)
             alias = r["user"][0]
-            if alias in seen:
-                raise DataError(f"user {alias!r} is also in {seen[alias]} (one file per user: remove one)",
+            same = user_key(alias)  # Instagram's names ignore case (and Unicode look-alikes)
+            if same in seen:
+                where, earlier = seen[same]
+                also = "" if earlier == alias else f" as {earlier!r} (names ignore case and look-alikes)"
+                raise DataError(f"user {alias!r} is also in {where}{also} (one file per user: remove one)",
                                 file, field="alias")
         except DataError as e:
             if on_error == "error":
                 raise
             skips.add(e, whole_file=True)
             continue
-        seen[alias] = file
+        seen[same] = (file, alias)
         users.append(tuple(r["user"]))
         kept.append(pos)
         for record, fld, reason, where in r["post_errors"]:

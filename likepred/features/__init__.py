@@ -55,6 +55,7 @@ class Extractor:
     `block` names the model input the columns feed."""
 
     block = "meta"
+    requires: tuple = ()  # (module, extra) pairs it imports: the config check finds a missing one up front
     leaky = False  # True: sees likes of the rows it describes (study reproduction only)
     paths = False  # True: one column of file paths (images) that the model reads batch by batch
     uses_images = False  # True: needs the image folder filled before fit (synthetic data draws it)

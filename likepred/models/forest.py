@@ -62,12 +62,22 @@ class Forest:
                 "depth": np.asarray(self.depth)}
 
     def save(self, path) -> None:
-        np.savez(path, **self.arrays())
+        from likepred.files import write_npz
+
+        write_npz(path, **self.arrays())
 
     @classmethod
     def load(cls, path) -> "Forest":
-        with np.load(Path(path), allow_pickle=False) as z:
-            return cls({k: z[k] for k in z.files})
+        import zipfile
+
+        from likepred.errors import ConfigError
+
+        try:
+            with np.load(Path(path), allow_pickle=False) as z:
+                return cls({k: z[k] for k in z.files})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise ConfigError(f"{path}: not a readable model file ({type(e).__name__}: {e}); "
+                              "the model folder is damaged (log the model again)") from None
 
     def predict(self, X) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)

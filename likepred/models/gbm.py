@@ -4,11 +4,15 @@ For MAPE it minimises L1 with sample weight 1/y, which is exactly MAPE;
 LightGBM's built-in `mape` objective silently clips and is not used.
 """
 
+import logging
+
 import numpy as np
 
 from likepred.errors import ConfigError
 from likepred.config.schema import GBMConfig
 from likepred.models import Estimator, register
+
+log = logging.getLogger(__name__)
 
 LOSSES = {"mape": "absolute_error", "mae": "absolute_error", "mse": "squared_error"}
 
@@ -29,6 +33,11 @@ class GBM(Estimator):
         if name not in LOSSES:
             raise ConfigError(f"loss={name!r} is unknown for gbm; known: {', '.join(LOSSES)}")
         has_val = val is not None and len(val) > 0
+        n = len(train.y)
+        if 2 * m.min_samples_leaf > n:  # no split leaves two such leaves: every tree is one leaf
+            log.warning("model.min_samples_leaf=%d is over half the %d training rows: no tree can split, the "
+                        "model learns a constant; lower it for a data set this small (e.g. model.min_samples_leaf=%d)",
+                        m.min_samples_leaf, n, max(1, n // 20))
         self.model = HistGradientBoostingRegressor(
             loss=LOSSES[name], learning_rate=m.learning_rate, max_iter=m.max_iter,
             max_leaf_nodes=m.max_leaf_nodes, min_samples_leaf=m.min_samples_leaf,

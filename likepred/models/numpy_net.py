@@ -134,8 +134,10 @@ class NumpyNet:
 
     def save(self, folder) -> None:
         folder = Path(folder)
-        (folder / "net.json").write_text(json.dumps(self.spec), encoding="utf-8")
-        np.savez(folder / "net.npz", **self.weights)
+        from likepred.files import write_atomic, write_npz
+
+        write_npz(folder / "net.npz", **self.weights)
+        write_atomic(folder / "net.json", json.dumps(self.spec))
 
     @classmethod
     def load(cls, folder) -> "NumpyNet":

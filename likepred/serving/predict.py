@@ -142,8 +142,8 @@ def interval_text(row, level) -> str:
 
 
 def explanation_lines(e: dict) -> list[str]:
-    if all(d == 0 for _, _, d in e["contributions"]):
-        return ["  no feature moves this model's prediction (it uses the user's train likes alone)"]
+    if not e["contributions"]:  # every change rounds to 0 likes
+        return ["  no feature moves this model's prediction by a whole like (it uses the user's train likes alone)"]
     lines = ["  largest feature contributions (likes: the change when that feature is set to its training mean):"]
     for label, value, delta in e["contributions"]:
         if isinstance(value, float):
@@ -151,6 +151,12 @@ def explanation_lines(e: dict) -> list[str]:
         shown = f"{label} = {value}" if value else label
         lines.append(f"  {delta:+8.0f}  {shown}")
     lines.append(f"  with every feature at its training mean: {e['at_means']:.0f} likes")
+    total, moved = e.get("sum_all"), e.get("moved")
+    if total is not None and abs(total - moved) > max(1.0, 0.1 * abs(moved)):
+        lines.append(f"  (these changes do not add up to the prediction: all of them sum to {total:+.0f} likes, "
+                     f"while the prediction is {moved:+.0f} from the all-means one; the features interact)")
+    if e["likes"] < 0:
+        lines.append(f"  (the model's raw prediction is {e['likes']:.0f} likes, shown as 0)")
     if e["target_base"]:
         stat, value = e["target_base"]
         lines.append(f"  (the model predicts a multiple of the user's train {stat} likes: {value:.0f})")
@@ -201,6 +207,10 @@ def predict_file(predictor, path, output=None, explain=False, top=5, on_error="e
     for line in notes(records, posts, known) + ([far] if far else []):
         print(line, file=sys.stderr)
     out = predictor.predict(posts, known)
+    clipped = getattr(predictor, "negative_likes", 0)
+    if clipped:
+        print(f"note: {clipped} of {len(posts)} predictions came out below 0 likes and are shown as 0: "
+              "the model extrapolates there (dates or numbers far from its training posts)", file=sys.stderr)
     explained = predictor.explain(posts, top) if explain else None
     where = [labels[i] for i in kept] if labels else [f"post {i}" for i in kept]
     if output:
@@ -231,6 +241,10 @@ def predict_file(predictor, path, output=None, explain=False, top=5, on_error="e
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.top < 1:
+        print(f"likepred.predict: error: --top {args.top}: must be >= 1 (how many features --explain lists)",
+              file=sys.stderr)
+        return 2
     try:
         if args.output:
             check_output(args.output)

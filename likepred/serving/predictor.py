@@ -130,8 +130,12 @@ class Predictor:
         return known
 
     def predict_likes(self, posts: pd.DataFrame) -> np.ndarray:
-        return self._predict(ModelData(self.pipeline.features.transform(posts),
-                                       np.full(len(posts), np.nan, np.float32), posts))
+        """Likes, never below 0 (a model extrapolating can go negative: `negative_likes` counts the
+        predictions clipped in the last call)."""
+        likes = self._predict(ModelData(self.pipeline.features.transform(posts),
+                                        np.full(len(posts), np.nan, np.float32), posts))
+        self.negative_likes = int((likes < 0).sum())
+        return np.maximum(likes, 0)
 
     def _predict(self, data: ModelData) -> np.ndarray:
         # A few rows: OpenMP's thread start-up costs more than it saves (gbm: 5x on a busy machine).
@@ -167,9 +171,11 @@ class Predictor:
         out = []
         for i in range(len(posts)):
             delta = pred[i, 0] - pred[i, 1:-1]
-            order = np.argsort(-np.abs(delta), kind="stable")[:top]
+            order = [k for k in np.argsort(-np.abs(delta), kind="stable") if abs(delta[k]) >= 0.5][:top]
             out.append({
                 "likes": float(pred[i, 0]), "at_means": float(pred[i, -1]),
+                # one at a time, the changes need not add up to (likes - at_means): features interact
+                "sum_all": float(delta.sum()), "moved": float(pred[i, 0] - pred[i, -1]),
                 "contributions": [(groups[k][0], shown_value(inputs, i, groups[k][1], self.pipeline.names),
                                    float(delta[k])) for k in order],
                 "target_base": None if bases is None else (getattr(self.pipeline.target, "base_stat", "mean"),

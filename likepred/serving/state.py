@@ -24,6 +24,7 @@ import pandas as pd
 
 from likepred.errors import ConfigError
 from likepred.registry import trusted_plugin
+from likepred.files import write_atomic, write_npz
 
 FORMAT = "likepred-state/1"
 STATE, ARRAYS = "state.json", "arrays.npz"
@@ -42,8 +43,8 @@ def dump(obj, folder) -> None:
     folder = Path(folder)
     arrays: dict = {}
     doc = {"format": FORMAT, "root": _Enc(arrays).enc(obj, "root")}
-    np.savez(folder / ARRAYS, **arrays)
-    (folder / STATE).write_text(json.dumps(doc), encoding="utf-8")
+    write_npz(folder / ARRAYS, **arrays)
+    write_atomic(folder / STATE, json.dumps(doc))  # last: a folder without it is no model
 
 
 def load(folder):
@@ -56,7 +57,7 @@ def load(folder):
             arrays = {k: z[k] for k in z.files}
         return _dec(doc["root"], arrays)
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, ImportError, EOFError,
-            zipfile.BadZipFile) as e:
+            zipfile.BadZipFile, RecursionError) as e:
         raise ConfigError(f"{folder / STATE}: not a readable likepred model state ({e})") from None
 
 

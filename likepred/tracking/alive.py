@@ -79,14 +79,25 @@ def gone(tags: dict) -> str | None:
 
 def mark_killed(client, experiment_id: str) -> list:
     """End this experiment's RUNNING runs whose process is gone as KILLED, with an `error` tag;
-    return [(run id, reason)]."""
+    return [(run id, reason)].
+
+    The listing is only a list of suspects: a run may finish between it and the write. So each
+    suspect's process is found gone first and only then is the run read again: a process that is
+    gone writes nothing more, so a run still RUNNING at that read is RUNNING for good (the caller
+    holds the store lock against another sweep) and ending it KILLED overwrites nobody's result.
+    """
     runs = client.search_runs([experiment_id], filter_string=(
         f"attributes.status = 'RUNNING' and tags.`{HOST}` = '{socket.gethostname()}'"), max_results=5000)
     dead = []
     for run in runs:
+        run_id = run.info.run_id
         reason = gone(run.data.tags)
-        if reason:
-            client.set_tag(run.info.run_id, "error", f"killed: {reason} (found by pid {os.getpid()})")
-            client.set_terminated(run.info.run_id, "KILLED")
-            dead.append((run.info.run_id, reason))
+        if not reason:
+            continue
+        now = client.get_run(run_id)  # read again after the process is known gone
+        if now.info.status != "RUNNING" or gone(now.data.tags) is None:
+            continue  # it finished (or failed) on its own in between: its status stands
+        client.set_tag(run_id, "error", f"killed: {reason} (found by pid {os.getpid()})")
+        client.set_terminated(run_id, "KILLED")
+        dead.append((run_id, reason))
     return dead

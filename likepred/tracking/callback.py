@@ -34,6 +34,9 @@ class TrackingCallback(Callback):
         from likepred.preflight import check
 
         _or_exit(check, config, str(config.hydra.sweep.dir), "hydra.sweep.dir")
+        from likepred.tracking.sweep import check_sweep
+
+        _or_exit(check_sweep, config)
         if self._enabled(config):
             from likepred.tracking.sweep import start_sweep
 

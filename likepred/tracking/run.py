@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from likepred.preflight import check_artifact_root
+from likepred.errors import check_interrupted
+from likepred.preflight import check_artifact_root, local_path
 from likepred.tracking.alive import process_tags
 from likepred.tracking.lineage import code_tags
 from likepred.tracking.keys import (CONFIG_HASH, JOB, JOB_NUM, OVERRIDES, THREADS, config_hash, flat_params, for_people,
@@ -34,6 +36,7 @@ class Run:
         self._pending, self._flushed = [], time.monotonic()
 
     def log_epoch(self, epoch, logs):
+        check_interrupted()  # a Ctrl-C swallowed inside a library callback stops here
         if self.run_id:
             from mlflow.entities import Metric
 
@@ -78,7 +81,15 @@ class Run:
             return
         import mlflow.pyfunc
 
-        mlflow.pyfunc.log_model(name="model", registered_model_name=register, tags=tags, **pyfunc_kwargs)
+        try:
+            mlflow.pyfunc.log_model(name="model", registered_model_name=register, tags=tags, **pyfunc_kwargs)
+        except OSError as e:  # a full disk: no half-copied model stays behind
+            model = mlflow.last_logged_model()
+            where = model.artifact_location if model is not None and model.source_run_id == self.run_id else None
+            local = local_path(where) if where else None
+            if local is not None:
+                shutil.rmtree(local, ignore_errors=True)
+            raise OSError(e.errno, e.strerror, e.filename or where or "the run's model artifacts") from None
 
 
 @contextmanager
@@ -150,7 +161,7 @@ def job_run(cfg, job=None):
     except BaseException as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         try:
-            mlflow.set_tag("error", f"{type(e).__name__}: {e}"[:4000])
+            mlflow.set_tag("error", "interrupted (Ctrl-C)" if interrupted else f"{type(e).__name__}: {e}"[:4000])
             mlflow.log_text(traceback.format_exc(), "traceback.txt")
         finally:
             mlflow.end_run(getattr(e, "run_status", "KILLED" if interrupted else "FAILED"))  # Pruned: KILLED

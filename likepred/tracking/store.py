@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,12 +53,58 @@ def store_lock(uri: str):
     if db is None:
         yield
         return
-    fd = os.open(f"{db}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(f"{db}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        from likepred.errors import ConfigError
+
+        raise ConfigError(f"tracking.uri={uri}: cannot open the store's lock file {db}.lock "
+                          f"({e.strerror or e}); remove or fix it") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def check_sqlite(uri: str) -> None:
+    """A SQLite store that MLflow can open: a damaged one (garbage, truncated) is one line naming
+    the file; one left half-created (its first migration killed: no runs, schema behind MLflow's)
+    is set aside and made again. Called under the store lock, before MLflow opens the file."""
+    import sqlite3
+    from urllib.parse import quote
+
+    from likepred.errors import ConfigError
+
+    db = sqlite_path(uri)
+    if db is None or not os.path.lexists(db):
+        return
+    if not db.is_file():
+        raise ConfigError(f"tracking.uri={uri}: {db} is not a file (a folder?); remove it or point tracking.uri elsewhere")
+    try:
+        con = sqlite3.connect(f"file:{quote(str(db.absolute()))}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+            version = (con.execute("select version_num from alembic_version").fetchone() or [None])[0] \
+                if "alembic_version" in tables else None
+            runs = con.execute("select count(*) from runs").fetchone()[0] if "runs" in tables else 0
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"tracking.uri={uri}: {db} is damaged or no SQLite database ({e}); move it away to "
+                          "start a new store (its runs are lost) or point tracking.uri elsewhere") from None
+    if not tables:
+        return  # empty: MLflow creates the tables
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    if version != _get_latest_schema_revision() and runs == 0:
+        aside = db.with_name(f"{db.name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+        db.rename(aside)
+        for suffix in ("-wal", "-shm", "-journal"):
+            if os.path.exists(f"{db}{suffix}"):
+                os.rename(f"{db}{suffix}", f"{aside}{suffix}")
+        print(f"likepred: {db} was left half-created (its first migration was interrupted; it holds no runs): "
+              f"set aside as {aside.name}, making a new store", file=sys.stderr, flush=True)
 
 
 def ensure_experiment(tcfg) -> str:
@@ -67,6 +114,7 @@ def ensure_experiment(tcfg) -> str:
 
     use_store(tcfg.uri)
     with store_lock(tcfg.uri):
+        check_sqlite(tcfg.uri)
         exp = mlflow.get_experiment_by_name(tcfg.experiment)  # the first call creates the store
         if exp is None:
             location = None

@@ -161,15 +161,20 @@ def start_sweep(config):
     return info
 
 
-def _close_abandoned():
-    # The sweeper raised before on_multirun_end: do not leave the parent RUNNING forever.
+def close_open_parents(status="FAILED", why="the sweep stopped before its end (see the console log)"):
+    """End the parent runs of sweeps that stopped before on_multirun_end (an error, Ctrl-C)."""
     from mlflow.tracking import MlflowClient
 
     for run_id, uri in list(_open_parents.items()):
         client = MlflowClient(uri)
-        client.set_tag(run_id, "error", "the sweep stopped before its end (see the console log)")
-        client.set_terminated(run_id, "FAILED")
+        client.set_tag(run_id, "error", why)
+        client.set_terminated(run_id, status)
         _open_parents.pop(run_id, None)
+
+
+def _close_abandoned():
+    # The sweeper raised before on_multirun_end: do not leave the parent RUNNING forever.
+    close_open_parents()
 
 
 def end_sweep(config):
@@ -185,10 +190,21 @@ def end_sweep(config):
         raise SystemExit(1)
     info = json.loads(path.read_text())
     client = MlflowClient(info["tracking_uri"])
-    table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"), info.get("register"),
+    metric = info.get("optimized_metric") or "val_mape"
+    table = log_summary(client, info["parent_run_id"], metric, info.get("register"),
                         info.get("alias") or "champion")
     failed = table[~table["status"].isin(DONE)]
-    client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) else "FINISHED")
+    done = table[table["status"].isin(DONE)]
+    why = None  # a sweep that ran nothing or cannot rank its jobs says so and fails
+    if table.empty:
+        why = ("the sweep ran no job: its sweep settings expand to nothing (a glob(...) matching no option, "
+               "an empty range(...), hydra.sweeper.n_trials < 1?)")
+    elif len(done) and (metric not in done or done[metric].isna().all()):
+        why = (f"optimized_metric={metric}: no job logged it, so the sweep cannot rank its jobs "
+               "(val_mape, val_mae, val_mape_calibrated, ... are logged)")
+    if why:
+        client.set_tag(info["parent_run_id"], "error", why)
+    client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) or why else "FINISHED")
     _open_parents.pop(info["parent_run_id"], None)
     table_text = format_table(table, info.get("optimized_metric") or "val_mape")
     print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs (store {info['tracking_uri']}, "
@@ -198,6 +214,18 @@ def end_sweep(config):
         print(f"likepred: {len(failed)} of {len(table)} jobs did not finish:\n" + "\n".join(lines),
               file=sys.stderr, flush=True)
         raise SystemExit(1)
+    if why:
+        print(f"likepred: error: {why}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+
+def check_sweep(config):
+    """Refuse, before the parent run exists, a sweep that would run nothing."""
+    from likepred.errors import ConfigError
+
+    n = (config.hydra.get("sweeper") or {}).get("n_trials")
+    if isinstance(n, (int, float)) and n < 1:
+        raise ConfigError(f"hydra.sweeper.n_trials={n}: must be >= 1 (the sweep would run nothing)")
 
 
 # ---- resume (job side)
