@@ -141,7 +141,7 @@ def _announce(base, experiment, uri, alive=lambda: True, timeout=600):
                      {"experiment_id": e["experiment_id"], "key": view.VIEW_TAG, "value": state})
             if e["name"] == experiment:
                 url = view.runs_url(base, e["experiment_id"])
-                note = f"(experiment '{experiment}': {', '.join(view.METRICS[:4])} side by side)"
+                note = f"(experiment '{experiment}': test_mape with its 95% interval beside the baselines)"
     except (OSError, ValueError, KeyError) as e:
         print(f"likepred ui: could not set the runs view ({e}); the UI works without it", file=sys.stderr)
     print(f"likepred ui: open {url}\n  {note}", flush=True)

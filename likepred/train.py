@@ -42,9 +42,11 @@ def train(cfg: DictConfig) -> dict:
     with start_run(cfg, tags) as run:
         model.fit(train_d, val_d, on_epoch=trial_reporter(run.log_epoch))  # Optuna trials: pruning
         metrics = {}
+        boot = {"bootstrap": cfg.evaluate.get("bootstrap", 0), "seed": cfg.evaluate.get("seed", 0)}
         if len(val_d):  # selection metrics: before calibration, which is fitted on these rows
             val_pred = pipeline.predict_likes(model, val_d, calibrated=False)
-            metrics, _ = evaluate(val_d.posts, {"model": val_pred}, data.scrape_date, cfg.evaluate.mature_days, "val")
+            metrics, _ = evaluate(val_d.posts, {"model": val_pred}, data.scrape_date, cfg.evaluate.mature_days, "val",
+                                  **boot)
             if cfg.evaluate.calibrate:
                 scale = pipeline.calibrate(val_pred, val_d.posts["likes"])
                 log.info("calibrated on val rows: predictions x %.3f", scale)
@@ -55,7 +57,7 @@ def train(cfg: DictConfig) -> dict:
             baseline = build_model(cfg, name)
             baseline.fit(train_d)
             preds[name] = pipeline.predict_likes(baseline, test_d, calibrated=False)
-        test_metrics, table = evaluate(test_d.posts, preds, data.scrape_date, cfg.evaluate.mature_days)
+        test_metrics, table = evaluate(test_d.posts, preds, data.scrape_date, cfg.evaluate.mature_days, **boot)
         metrics.update(test_metrics)
         run.log_metrics(metrics | features.reports(train=train_d.posts, test=test_d.posts) | data.skips.metrics())
         run.log_files(lambda d: _write_results(d, cfg, table, predicted_vs_actual))

@@ -26,9 +26,12 @@ def scores(prefix: str, likes, pred, posts, mature) -> dict:
     return out
 
 
-def evaluate(posts: pd.DataFrame, predictions: dict, scrape_date, mature_days, prefix: str = "test"):
+def evaluate(posts: pd.DataFrame, predictions: dict, scrape_date, mature_days, prefix: str = "test",
+             bootstrap: int = 0, seed: int = 0):
     """Metrics of `predictions` ({"model": likes, baseline name: likes, ...}) on `posts`, and a
-    table of the rows with every prediction. Baselines give `baseline_{name}_mape` (+ `_mature`)."""
+    table of the rows with every prediction. Baselines give `baseline_{name}_mape` (+ `_mature`).
+    bootstrap > 0: 95% intervals over users (likepred.evaluation.intervals), `{prefix}_mape_ci_low`
+    / `_ci_high` and the paired `{prefix}_mape_vs_{baseline}` with its interval (+ `_mature`)."""
     likes = posts["likes"].to_numpy(dtype=float)
     mature = mature_mask(posts, scrape_date, mature_days)
     metrics = scores(prefix, likes, predictions["model"], posts, mature)
@@ -41,6 +44,16 @@ def evaluate(posts: pd.DataFrame, predictions: dict, scrape_date, mature_days, p
         if mature.any():
             metrics[f"baseline_{name}_mape_mature"] = mape(likes[mature], pred[mature])
         table[f"baseline_{name}"] = pred
+    if bootstrap > 0:
+        from likepred.evaluation.intervals import interval_metrics
+
+        users = posts["alias"].to_numpy()
+        bases = {k: np.asarray(v, float) for k, v in predictions.items() if k != "model"}
+        model = np.asarray(predictions["model"], float)
+        metrics.update(interval_metrics(prefix, likes, model, users, bases, bootstrap, seed))
+        if mature.any():
+            metrics.update(interval_metrics(prefix, likes[mature], model[mature], users[mature],
+                                            {k: v[mature] for k, v in bases.items()}, bootstrap, seed, "_mature"))
     if "baseline_user_mean_mape" in metrics:
         metrics["mape_vs_baseline"] = metrics[f"{prefix}_mape"] - metrics["baseline_user_mean_mape"]
     table["mature"] = mature

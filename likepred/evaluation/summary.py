@@ -38,6 +38,23 @@ def verdict(metrics: dict) -> str:
     return f"test MAPE {mape:.2f} " + " and ".join(parts) if parts else ""
 
 
+def interval_line(metrics: dict, prefix: str = "test", suffix: str = "") -> str:
+    """`test MAPE 32.2 [28.2, 37.3]; vs best constant -1.5 [-3.7, +1.0]: not significant` (from the
+    bootstrap metrics; empty when the run has none). A difference whose interval holds 0 is a tie."""
+    from likepred.evaluation.intervals import describe, verdict_word
+
+    key = f"{prefix}_mape{suffix}"
+    if not _known(metrics.get(f"{key}_ci_low")):
+        return ""
+    parts = [f"{prefix} MAPE{suffix.replace('_', ' ')} " + describe(metrics[key], metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"])]
+    for name in ("best_constant", "user_mean"):
+        d = f"{prefix}_mape_vs_{name}{suffix}"
+        if _known(metrics.get(d)):
+            lo, hi = metrics[f"{d}_ci_low"], metrics[f"{d}_ci_high"]
+            parts.append(f"vs {name.replace('_', ' ')} {describe(metrics[d], lo, hi, signed=True)}: {verdict_word(lo, hi)}")
+    return "; ".join(parts)
+
+
 def format_summary(title: str, metrics: dict, sizes: dict, run_id=None, uri=None) -> str:
     lines = [title, "rows: " + ", ".join(f"{k} {v}" for k, v in sizes.items()), ""]
     lines.append(f"{'metric':26}{'all':>10}{'mature':>10}")
@@ -47,6 +64,9 @@ def format_summary(title: str, metrics: dict, sizes: dict, run_id=None, uri=None
     said = verdict(metrics)
     if said:
         lines += ["", said]
+    intervals = [t for t in (interval_line(metrics, "val"), interval_line(metrics), interval_line(metrics, suffix="_mature")) if t]
+    if intervals:
+        lines += ["", "95% intervals (bootstrap over users; differences paired, model - baseline):", *intervals]
     if run_id:
         lines.append(f"\nMLflow run {run_id}: likepred ui --backend-store-uri {uri}")
     return "\n".join(lines)
