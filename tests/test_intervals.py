@@ -58,12 +58,16 @@ def test_resamples_are_over_users_seeded_and_paired():
     assert W.shape == (50, 7) and (W.sum(axis=1) == 7).all()
     np.testing.assert_array_equal(W, resample_counts(7, 50, seed=1))
     assert not np.array_equal(W, resample_counts(7, 50, seed=2))
+    np.testing.assert_array_equal(resample_counts(7, 120, 1)[60:110], resample_counts(7, 120, 1, slice(60, 110)))
     users, likes, a, _ = toy()
     same = UserBootstrap(users, 300, 0).diff(likes, a, a)  # paired: a model against itself is exactly 0
     assert same.value == same.low == same.high == 0
     # a clearly better predictor is significantly better; a model against a noisy copy of itself is a tie
     better = UserBootstrap(users, 300, 0).diff(likes, likes * 1.01, a)
     assert better.high < 0 and better.significant
+    a_ci, b_ci, d, p = UserBootstrap(users, 300, 0).compare(likes, likes * 1.01, a)
+    assert p < 0.01 and d.value == pytest.approx(a_ci.value - b_ci.value) and (d.low, d.high) == (better.low, better.high)
+    assert UserBootstrap(users, 300, 0).compare(likes, a, a)[3] == 1.0
 
 
 def test_interval_metrics_names_and_summary_line():

@@ -35,10 +35,23 @@ def _user_codes(users) -> tuple[np.ndarray, int]:
     return codes, len(uniques)
 
 
-def resample_counts(n_users: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot x n_users) counts: row b says how often each user is drawn in resample b."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=n_boot).astype(np.float64)
+def resample_counts(n_users: int, n_boot: int, seed: int, rows: slice | None = None) -> np.ndarray:
+    """(n_boot x n_users) counts: row b says how often each user is drawn in resample b.
+    `rows`: only those resamples (drawn in fixed blocks, so a block is the same however many
+    are asked for at once)."""
+    rows = rows or slice(0, n_boot)
+    start, stop = rows.start or 0, min(rows.stop, n_boot)
+    out = np.empty((max(0, stop - start), n_users))
+    p = np.full(n_users, 1.0 / n_users)
+    for block in range(start // BLOCK, (stop - 1) // BLOCK + 1 if stop > start else 0):
+        lo = block * BLOCK
+        w = np.random.default_rng([seed, block]).multinomial(n_users, p, size=min(BLOCK, n_boot - lo))
+        a, b = max(start, lo), min(stop, lo + len(w))
+        out[a - start: b - start] = w[a - lo: b - lo]
+    return out
+
+
+BLOCK = 50  # resamples drawn per block: bounds memory (BLOCK x users) however many users
 
 
 def ape(likes, pred) -> np.ndarray:
@@ -47,22 +60,35 @@ def ape(likes, pred) -> np.ndarray:
 
 
 class UserBootstrap:
-    """One set of user resamples, shared by every predictor scored on the same rows (paired)."""
+    """One set of user resamples (seeded), shared by every predictor scored on the same rows, so
+    differences are paired. Each call makes one pass over the resamples, in blocks."""
 
     def __init__(self, users, n_boot: int = 1000, seed: int = 0):
         self.codes, self.n_users = _user_codes(users)
+        self.n_boot, self.seed = n_boot, seed
         self.n = np.bincount(self.codes, minlength=self.n_users).astype(np.float64)
-        self.W = resample_counts(self.n_users, n_boot, seed)
-        self.Wn = self.W @ self.n  # posts in each resample (> 0: every user has >= 1 post)
 
     def _sums(self, values) -> np.ndarray:
         return np.bincount(self.codes, weights=np.asarray(values, float), minlength=self.n_users)
 
+    def means(self, *values) -> list:
+        """For each array of per-row values: its mean with its percentile interval over resamples."""
+        observed, boots = self._resampled(*values)
+        return [_interval(observed[i], boots[:, i]) for i in range(len(values))]
+
+    def _resampled(self, *values):
+        """The means of `values` on the rows as they are, and (n_boot x k) means over resamples."""
+        S = np.column_stack([self.n] + [self._sums(v) for v in values])  # users x (1 + k)
+        boots = np.empty((self.n_boot, S.shape[1]))
+        for lo in range(0, self.n_boot, BLOCK):
+            W = resample_counts(self.n_users, self.n_boot, self.seed, slice(lo, lo + BLOCK))
+            boots[lo: lo + len(W)] = W @ S
+        means = boots[:, 1:] / boots[:, :1]  # every user has >= 1 row, so no resample is empty
+        total = S.sum(axis=0)
+        return [float(t / total[0]) for t in total[1:]], means
+
     def mean(self, values) -> Interval:
-        """The mean of per-row values (e.g. APE) with its percentile interval over user resamples."""
-        s = self._sums(values)
-        boots = (self.W @ s) / self.Wn
-        return _interval(float(s.sum() / self.n.sum()), boots)
+        return self.means(values)[0]
 
     def mape(self, likes, pred) -> Interval:
         return self.mean(ape(likes, pred))
@@ -71,15 +97,16 @@ class UserBootstrap:
         """MAPE(a) - MAPE(b) on the same rows, both resampled with the same users (paired)."""
         return self.mean(ape(likes, pred_a) - ape(likes, pred_b))
 
-    def p_value(self, likes, pred_a, pred_b) -> float:
-        """Two-sided p-value for MAPE(a) == MAPE(b): the bootstrap distribution of the difference,
-        shifted to mean 0 under the null, against the observed difference."""
-        d = ape(likes, pred_a) - ape(likes, pred_b)
-        s = self._sums(d)
-        obs = s.sum() / self.n.sum()
-        boots = (self.W @ s) / self.Wn
-        null = boots - boots.mean()
-        return float((1 + np.sum(np.abs(null) >= abs(obs))) / (1 + len(boots)))
+    def compare(self, likes, pred_a, pred_b) -> tuple:
+        """(MAPE a, MAPE b, a - b paired) with intervals, and the two-sided p-value of a - b == 0:
+        the bootstrap distribution of the difference, shifted to mean 0 (the null), against the
+        observed difference."""
+        ea, eb = ape(likes, pred_a), ape(likes, pred_b)
+        observed, boots = self._resampled(ea, eb, ea - eb)
+        d = boots[:, 2]
+        p = float((1 + np.sum(np.abs(d - d.mean()) >= abs(observed[2]))) / (1 + len(d)))
+        a, b, diff = (_interval(observed[i], boots[:, i]) for i in range(3))
+        return a, b, diff, p
 
 
 def _interval(value: float, boots: np.ndarray) -> Interval:
@@ -103,10 +130,10 @@ def interval_metrics(prefix: str, likes, pred, users, baselines: dict, n_boot: i
     if n_boot <= 0 or len(likes) == 0:
         return {}
     boot = UserBootstrap(users, n_boot, seed)
-    ci = boot.mape(likes, pred)
+    model = ape(likes, pred)
+    ci, *diffs = boot.means(model, *(model - ape(likes, base) for base in baselines.values()))
     out = {f"{prefix}_mape{suffix}_ci_low": ci.low, f"{prefix}_mape{suffix}_ci_high": ci.high}
-    for name, base in baselines.items():
-        d = boot.diff(likes, pred, base)
+    for name, d in zip(baselines, diffs):
         key = f"{prefix}_mape_vs_{name}{suffix}"
         out.update({key: d.value, f"{key}_ci_low": d.low, f"{key}_ci_high": d.high})
     return out
