@@ -45,6 +45,9 @@ def main():
         print(helped)
         sys.exit(0)
     atexit.register(_exit_now)
+    from likepred.tracking.folds import fold_sweep_argv
+
+    sys.argv[1:] = fold_sweep_argv(sys.argv[1:])  # split.folds=K: a sweep over the folds
     try:
         app()
         _status = 0

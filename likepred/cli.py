@@ -1,6 +1,7 @@
 """The `likepred` command: a few subcommands, else the experiment app.
 
     likepred report SWEEP          a sweep's comparison table and chart (likepred/report.py)
+    likepred compare RUN_A RUN_B   two runs' paired difference with its interval (likepred/commands/compare.py)
     likepred ui [--port N]         the MLflow UI on the default store, opened on the runs (likepred/cli.py)
     likepred [overrides]           = python -m likepred [overrides]
 """
@@ -12,7 +13,8 @@ import os
 import sys
 
 # name -> "module:function(argv) -> exit code"; add a subcommand here.
-COMMANDS = {"report": "likepred.tracking.report:main", "ui": "likepred.cli:ui"}
+COMMANDS = {"report": "likepred.tracking.report:main", "ui": "likepred.cli:ui",
+            "compare": "likepred.commands.compare:main"}
 
 
 def ui(argv) -> int:

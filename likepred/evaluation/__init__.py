@@ -27,16 +27,17 @@ def scores(prefix: str, likes, pred, posts, mature) -> dict:
 
 
 def evaluate(posts: pd.DataFrame, predictions: dict, scrape_date, mature_days, prefix: str = "test",
-             bootstrap: int = 0, seed: int = 0):
+             bootstrap: int = 0, seed: int = 0, mature=None):
     """Metrics of `predictions` ({"model": likes, baseline name: likes, ...}) on `posts`, and a
     table of the rows with every prediction. Baselines give `baseline_{name}_mape` (+ `_mature`).
     bootstrap > 0: 95% intervals over users (likepred.evaluation.intervals), `{prefix}_mape_ci_low`
-    / `_ci_high` and the paired `{prefix}_mape_vs_{baseline}` with its interval (+ `_mature`)."""
+    / `_ci_high` and the paired `{prefix}_mape_vs_{baseline}` with its interval (+ `_mature`).
+    `mature`: the rows' mature mask where known (pooled folds), else from scrape_date."""
     likes = posts["likes"].to_numpy(dtype=float)
-    mature = mature_mask(posts, scrape_date, mature_days)
+    mature = mature_mask(posts, scrape_date, mature_days) if mature is None else np.asarray(mature, bool)
     metrics = scores(prefix, likes, predictions["model"], posts, mature)
     table = posts[["alias", "post_index", "date", "likes"]].copy()
-    table["predicted"] = predictions["model"]
+    table["predicted"] = np.asarray(predictions["model"], float)
     for name, pred in predictions.items():
         if name == "model":
             continue
