@@ -75,3 +75,15 @@ def test_three_folds_leave_one_parent_three_finished_children_and_pooled_metrics
     n0 = len(pd.read_csv(client.download_artifacts(children[0].info.run_id, "predictions.csv", str(tmp_path))))
     assert out.startswith(f"{n0} shared test rows") and "A - B: +0.0 [+0.0, +0.0]" in out
     assert compare_main([parent.info.run_id, "nosuchrun", "--uri", uri]) == 2
+
+
+def test_sweep_report_marks_overlapping_intervals_as_ties():
+    from likepred.tracking.report import columns, format_table, ties
+
+    rows = [(0, "FINISHED", 30.0, 28.0, 32.0), (1, "FINISHED", 31.0, 29.5, 33.0), (2, "FINISHED", 40.0, 36.0, 44.0),
+            (3, "FAILED", np.nan, np.nan, np.nan)]
+    t = pd.DataFrame([{"job": j, "name": f"seed={j}", "status": s, "val_mape": v, "val_mape_ci_low": lo,
+                       "val_mape_ci_high": hi} for j, s, v, lo, hi in rows], columns=columns("val_mape"))
+    assert list(ties(t, "val_mape")) == ["best", "tie", "worse", ""]
+    text = format_table(t, "val_mape")
+    assert "[29.50, 33.00]" in text and "'tie'" in text

@@ -10,6 +10,7 @@ ROWS = [
     ("Spearman within user", "test_spearman_within_user"),
 ]
 BASELINES = [("the user mean", "baseline_user_mean_mape"), ("the best constant", "baseline_best_constant_mape")]
+DIFFS = {"baseline_user_mean_mape": "test_mape_vs_user_mean", "baseline_best_constant_mape": "test_mape_vs_best_constant"}
 
 
 def _fmt(v):
@@ -21,7 +22,8 @@ def _known(v) -> bool:
 
 
 def verdict(metrics: dict) -> str:
-    """Which baseline the model's test MAPE beats or loses to, and by how many points."""
+    """Which baseline the model's test MAPE beats or loses to, and by how many points; with
+    intervals (evaluate.bootstrap), a difference whose 95% interval holds 0 is a tie."""
     mape = metrics.get("test_mape")
     if not _known(mape):
         return ""
@@ -31,7 +33,10 @@ def verdict(metrics: dict) -> str:
         if not _known(base):
             continue
         gap = mape - base
-        if abs(gap) < 0.005:
+        lo, hi = metrics.get(f"{DIFFS[key]}_ci_low"), metrics.get(f"{DIFFS[key]}_ci_high")
+        if _known(lo) and _known(hi) and lo <= 0 <= hi:  # an interval holding 0: a tie, never a win
+            parts.append(f"ties with {name} ({base:.2f}): {gap:+.2f} points, 95% interval [{lo:+.2f}, {hi:+.2f}]")
+        elif abs(gap) < 0.005:
             parts.append(f"ties with {name} ({base:.2f})")
         else:
             parts.append(f"{'beats' if gap < 0 else 'loses to'} {name} ({base:.2f}) by {abs(gap):.2f} points")
