@@ -22,9 +22,10 @@ def toy(n_users=12, seed=0):
     return users, likes, a, b
 
 
-def slow_reference(users, likes, a, b, n_boot, seed):
+def slow_reference(users, likes, a, b, n_boot, seed, mask=None):
     """A plain loop: for each resample, draw users with replacement (the same draws as the fast code:
-    its counts matrix, read user by user), stack their posts, compute both MAPEs."""
+    its counts matrix, read user by user), stack their posts (those in `mask`), compute both MAPEs."""
+    mask = np.ones(len(users), bool) if mask is None else mask
     order = list(dict.fromkeys(users))  # first-appearance order, as the fast code codes users
     W = resample_counts(len(order), n_boot, seed)
     ma, diff = [], []
@@ -33,13 +34,16 @@ def slow_reference(users, likes, a, b, n_boot, seed):
         for u, count in zip(order, row):
             for _ in range(int(count)):
                 for i in range(len(users)):
-                    if users[i] == u:
+                    if users[i] == u and mask[i]:
                         yy.append(likes[i]), ya.append(a[i]), yb.append(b[i])
         yy, ya, yb = map(np.array, (yy, ya, yb))
+        if len(yy) == 0:  # no such rows drawn: that resample says nothing
+            ma.append(np.nan), diff.append(np.nan)
+            continue
         mape_a = 100 * np.mean(np.abs(yy - ya) / yy)
         mape_b = 100 * np.mean(np.abs(yy - yb) / yy)
         ma.append(mape_a), diff.append(mape_a - mape_b)
-    return np.quantile(ma, [0.025, 0.975]), np.quantile(diff, [0.025, 0.975])
+    return np.nanquantile(ma, [0.025, 0.975]), np.nanquantile(diff, [0.025, 0.975])
 
 
 def test_bootstrap_matches_a_slow_loop_over_users():
@@ -83,6 +87,18 @@ def test_interval_metrics_names_and_summary_line():
     word = "not significant" if lo <= 0 <= hi else "better" if hi < 0 else "worse"
     assert line.split("; ")[1].endswith(word)
     assert interval_metrics("test", likes, a, users, {}, 0, 0) == {}  # bootstrap=0: off
+
+
+def test_mature_rows_use_the_same_user_resamples_as_a_slow_loop():
+    users, likes, a, b = toy(15, seed=4)
+    mature = np.random.default_rng(1).random(len(users)) < 0.7
+    m = interval_metrics("test", likes, a, users, {"best_constant": b}, 200, 5, mature)
+    ref_ci, ref_d = slow_reference(users, likes, a, b, 200, 5, mature)
+    np.testing.assert_allclose([m["test_mape_mature_ci_low"], m["test_mape_mature_ci_high"]], ref_ci, rtol=1e-10)
+    np.testing.assert_allclose([m["test_mape_vs_best_constant_mature_ci_low"],
+                                m["test_mape_vs_best_constant_mature_ci_high"]], ref_d, rtol=1e-10)
+    ref_ci, _ = slow_reference(users, likes, a, b, 200, 5)
+    np.testing.assert_allclose([m["test_mape_ci_low"], m["test_mape_ci_high"]], ref_ci, rtol=1e-10)
 
 
 def test_evaluate_logs_intervals_for_all_and_mature_rows():

@@ -51,10 +51,7 @@ def evaluate(posts: pd.DataFrame, predictions: dict, scrape_date, mature_days, p
         users = posts["alias"].to_numpy()
         bases = {k: np.asarray(v, float) for k, v in predictions.items() if k != "model"}
         model = np.asarray(predictions["model"], float)
-        metrics.update(interval_metrics(prefix, likes, model, users, bases, bootstrap, seed))
-        if mature.any():
-            metrics.update(interval_metrics(prefix, likes[mature], model[mature], users[mature],
-                                            {k: v[mature] for k, v in bases.items()}, bootstrap, seed, "_mature"))
+        metrics.update(interval_metrics(prefix, likes, model, users, bases, bootstrap, seed, mature))
     if "baseline_user_mean_mape" in metrics:
         metrics["mape_vs_baseline"] = metrics[f"{prefix}_mape"] - metrics["baseline_user_mean_mape"]
     table["mature"] = mature

@@ -76,16 +76,27 @@ class UserBootstrap:
         observed, boots = self._resampled(*values)
         return [_interval(observed[i], boots[:, i]) for i in range(len(values))]
 
-    def _resampled(self, *values):
-        """The means of `values` on the rows as they are, and (n_boot x k) means over resamples."""
-        S = np.column_stack([self.n] + [self._sums(v) for v in values])  # users x (1 + k)
+    def _resampled(self, *values, where=None):
+        """The means of `values` on the rows as they are, and (n_boot x k) means over resamples.
+        `where`: a row mask; then also the means of `values` on those rows only (the same
+        resamples of users: one pass), k more columns."""
+        cols = [self.n] + [self._sums(v) for v in values]
+        if where is not None:
+            where = np.asarray(where, bool)
+            cols += [self._sums(where)] + [self._sums(np.where(where, v, 0.0)) for v in values]
+        S = np.column_stack(cols)  # users x columns
         boots = np.empty((self.n_boot, S.shape[1]))
         for lo in range(0, self.n_boot, BLOCK):
             W = resample_counts(self.n_users, self.n_boot, self.seed, slice(lo, lo + BLOCK))
             boots[lo: lo + len(W)] = W @ S
-        means = boots[:, 1:] / boots[:, :1]  # every user has >= 1 row, so no resample is empty
-        total = S.sum(axis=0)
-        return [float(t / total[0]) for t in total[1:]], means
+        k, total = len(values), S.sum(axis=0)
+        means = boots[:, 1:k + 1] / boots[:, :1]  # every user has >= 1 row, so no resample is empty
+        observed = list(total[1:k + 1] / total[0])
+        if where is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):  # a resample without such rows: NaN, left out
+                means = np.column_stack([means, boots[:, k + 2:] / boots[:, k + 1: k + 2]])
+            observed += list(total[k + 2:] / total[k + 1])
+        return [float(v) for v in observed], means
 
     def mean(self, values) -> Interval:
         return self.means(values)[0]
@@ -111,7 +122,7 @@ class UserBootstrap:
 
 def _interval(value: float, boots: np.ndarray) -> Interval:
     a = (1 - LEVEL) / 2
-    low, high = np.quantile(boots, [a, 1 - a])
+    low, high = np.nanquantile(boots, [a, 1 - a])
     return Interval(value, float(low), float(high))
 
 
@@ -124,18 +135,25 @@ def paired_interval(likes, pred_a, pred_b, users, n_boot: int = 1000, seed: int 
 
 
 def interval_metrics(prefix: str, likes, pred, users, baselines: dict, n_boot: int, seed: int,
-                     suffix: str = "") -> dict:
-    """`{prefix}_mape{suffix}_ci_low/high` and, per baseline name, `{prefix}_mape_vs_{name}{suffix}`
-    (model minus baseline, paired on the same users) with its `_ci_low` / `_ci_high`."""
+                     mature=None) -> dict:
+    """`{prefix}_mape_ci_low/high` and, per baseline name, `{prefix}_mape_vs_{name}` (model minus
+    baseline, paired on the same users) with its `_ci_low` / `_ci_high`; with a `mature` row mask
+    the same for those rows (`{prefix}_mape_mature_ci_low`, `{prefix}_mape_vs_{name}_mature`, ...),
+    from the same resamples of users (one pass)."""
     if n_boot <= 0 or len(likes) == 0:
         return {}
     boot = UserBootstrap(users, n_boot, seed)
     model = ape(likes, pred)
-    ci, *diffs = boot.means(model, *(model - ape(likes, base) for base in baselines.values()))
-    out = {f"{prefix}_mape{suffix}_ci_low": ci.low, f"{prefix}_mape{suffix}_ci_high": ci.high}
-    for name, d in zip(baselines, diffs):
-        key = f"{prefix}_mape_vs_{name}{suffix}"
-        out.update({key: d.value, f"{key}_ci_low": d.low, f"{key}_ci_high": d.high})
+    values = [model, *(model - ape(likes, base) for base in baselines.values())]
+    has_mature = mature is not None and np.asarray(mature, bool).any()
+    observed, boots = boot._resampled(*values, where=mature if has_mature else None)
+    out = {}
+    for j, suffix in enumerate(["", "_mature"] if has_mature else [""]):
+        ci, *diffs = (_interval(observed[i], boots[:, i]) for i in range(j * len(values), (j + 1) * len(values)))
+        out.update({f"{prefix}_mape{suffix}_ci_low": ci.low, f"{prefix}_mape{suffix}_ci_high": ci.high})
+        for name, d in zip(baselines, diffs):
+            key = f"{prefix}_mape_vs_{name}{suffix}"
+            out.update({key: d.value, f"{key}_ci_low": d.low, f"{key}_ci_high": d.high})
     return out
 
 
