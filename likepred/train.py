@@ -9,8 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("likepred")
 
 
-def train(cfg: DictConfig) -> dict:
-    """Run one experiment (its config already checked: likepred.config.check); return its metrics."""
+def train(cfg: DictConfig, keep: dict | None = None) -> dict:
+    """Run one experiment (its config already checked: likepred.config.check); return its metrics.
+    `keep`: a dict that gets the test rows' predictions table (predictions.csv) as "table"."""
     from likepred.backend import use_backend
     from likepred.data import load_dataset
     from likepred.evaluation import BASELINES, evaluate
@@ -59,6 +60,8 @@ def train(cfg: DictConfig) -> dict:
             preds[name] = pipeline.predict_likes(baseline, test_d, calibrated=False)
         test_metrics, table = evaluate(test_d.posts, preds, data.scrape_date, cfg.evaluate.mature_days, **boot)
         metrics.update(test_metrics)
+        if keep is not None:
+            keep["table"] = table
         run.log_metrics(metrics | features.reports(train=train_d.posts, test=test_d.posts) | data.skips.metrics())
         run.log_files(lambda d: _write_results(d, cfg, table, predicted_vs_actual))
         run.log_files(data.skips.write_csv)  # skipped.csv: each bad file or post dropped, and why
