@@ -89,7 +89,8 @@ def _user_fold(posts, cfg, rng, k, K):
 
 def _chrono_fold(posts, cfg, rng, k, K):
     """Rolling origin: each user's timeline in K + 1 consecutive blocks; fold k tests block k + 1
-    from the posts before it (its last val_frac the val rows); later posts are left out."""
+    from the posts before it (their last val_frac, at least one post where two or more, the val
+    rows); later posts are left out."""
     order = posts.assign(_pos=np.arange(len(posts))).sort_values(["alias", "date", "post_index"], kind="stable")
     train, val, test = [], [], []
     for _, g in order.groupby("alias", sort=False):
@@ -98,7 +99,7 @@ def _chrono_fold(posts, cfg, rng, k, K):
         before = np.concatenate(blocks[: k + 1])
         if len(before) == 0 or len(blocks[k + 1]) == 0:
             continue
-        n_val = min(len(before) - 1, int(np.floor(len(before) * cfg.val_frac)))
+        n_val = min(len(before) - 1, max(int(cfg.val_frac > 0), int(round(len(before) * cfg.val_frac))))
         train.append(before[: len(before) - n_val])
         val.append(before[len(before) - n_val:])
         test.append(blocks[k + 1])

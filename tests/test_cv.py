@@ -87,3 +87,20 @@ def test_sweep_report_marks_overlapping_intervals_as_ties():
     assert list(ties(t, "val_mape")) == ["best", "tie", "worse", ""]
     text = format_table(t, "val_mape")
     assert "[29.50, 33.00]" in text and "'tie'" in text
+
+
+@pytest.mark.slow
+def test_a_grid_cross_validated_ranks_settings_by_fold_mean_val(tmp_path, cache_dir, store):
+    proc, uri, sweep_dir = sweep(["split.folds=2", "model=best_constant,user_mean", "evaluate.bootstrap=100",
+                                  "tracking.log_model=false"], tmp_path, cache_dir, store, name="grid")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, parent, children = parent_and_children(uri, sweep_dir)
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    cv = pd.read_csv(client.download_artifacts(parent.info.run_id, "cv_summary.csv", str(tmp_path)))
+    assert sorted(cv["setting"]) == ["model=best_constant", "model=user_mean"] and (cv["folds"] == 2).all()
+    for r in cv.itertuples():
+        vals = [c.data.metrics.get("val_mape") for c in children if c.data.tags["job"].startswith(r.setting)]
+        assert None not in vals, [(c.data.tags["job"], sorted(c.data.metrics)[:8]) for c in children]
+        assert r.val_mape == pytest.approx(np.mean(vals))
+    assert parent.data.tags["best_setting"] == cv.loc[cv["val_mape"].idxmin(), "setting"]
+    assert "cross-validated settings" in proc.stdout

@@ -56,18 +56,12 @@ def pooled_metrics(tables: list, bootstrap: int, seed: int) -> dict:
     return metrics | {"pooled_posts": float(len(rows)), "pooled_users": float(rows["alias"].nunique())}
 
 
-def fold_summary(client, parent_run_id: str, table, bootstrap: int, seed: int) -> dict:
-    """Log the folds' summary on the parent run; return what was logged. `table`: the sweep's
-    (tracking/report.py sweep_table), one row per job."""
+def summarise(client, run_ids: list, bootstrap: int, seed: int):
+    """The folds' runs -> (metrics: fold means and sds, fold-mean val_*, pooled test metrics; the
+    pooled predictions table, with each row's fold)."""
     import pandas as pd
 
-    from likepred.tracking.report import DONE
-
-    done = table[table["status"].isin(DONE)]
-    groups = done.assign(group=[FOLD.sub("", n).strip() for n in done["name"]]).groupby("group")
-    if groups.ngroups != 1:  # a sweep over folds and other settings: each setting is its own CV
-        return {}
-    runs = [client.get_run(r) for r in done.sort_values("name")["run_id"]]
+    runs = [client.get_run(r) for r in run_ids]
     tables = [read_predictions(client, r.info.run_id) for r in runs]
     per_fold = pd.DataFrame([r.data.metrics for r in runs])
     keys = [c for c in per_fold.columns if c.startswith(("test_", "val_", "baseline_")) or c == "mape_vs_baseline"]
@@ -80,15 +74,60 @@ def fold_summary(client, parent_run_id: str, table, bootstrap: int, seed: int) -
     out |= pooled_metrics(tables, bootstrap, seed)
     out["folds_done"] = float(len(runs))
     out = {k: v for k, v in out.items() if v == v}
-    client.log_batch(parent_run_id, metrics=_metrics(out))
     hashes = {r.data.tags.get("dataset_hash") for r in runs} - {None}
-    if len(hashes) == 1:
-        client.set_tag(parent_run_id, "dataset_hash", hashes.pop())
-    client.set_tag(parent_run_id, "likepred.folds", str(len(runs)))
-    with tempfile.TemporaryDirectory() as tmp:  # the pooled rows: `likepred compare` joins on them
-        pd.concat([t.assign(fold=i) for i, t in enumerate(tables)]).to_csv(Path(tmp) / PREDICTIONS, index=False)
+    return out, pd.concat([t.assign(fold=i) for i, t in enumerate(tables)]), hashes
+
+
+def fold_summary(client, parent_run_id: str, table, bootstrap: int, seed: int, metric: str = "val_mape") -> str:
+    """Summarise the folds on the parent run; return the lines to print. `table`: the sweep's
+    (tracking/report.py sweep_table), one row per job.
+
+    A sweep over the folds alone: the parent gets the metrics (see the module's doc) and the
+    pooled predictions.csv, so it reads as a run. A sweep over folds and other settings (a grid
+    cross-validated): each setting's line goes into `cv_summary.csv` on the parent, and the
+    setting with the lowest fold-mean `metric` is tagged `best_setting` (ties by interval are
+    for `likepred compare` to judge)."""
+    import pandas as pd
+
+    from likepred.evaluation.summary import interval_line
+    from likepred.tracking.report import DONE
+
+    done = table[table["status"].isin(DONE)].sort_values("name")
+    done = done.assign(setting=[FOLD.sub(" ", n).strip() for n in done["name"]])
+    groups = {k: list(g["run_id"]) for k, g in done.groupby("setting", sort=True)}
+    if len(groups) == 1:
+        out, pooled, hashes = summarise(client, next(iter(groups.values())), bootstrap, seed)
+        client.log_batch(parent_run_id, metrics=_metrics(out))
+        if len(hashes) == 1:
+            client.set_tag(parent_run_id, "dataset_hash", hashes.pop())
+        client.set_tag(parent_run_id, "likepred.folds", str(int(out["folds_done"])))
+        with tempfile.TemporaryDirectory() as tmp:  # the pooled rows: `likepred compare` joins on them
+            pooled.to_csv(Path(tmp) / PREDICTIONS, index=False)
+            client.log_artifacts(parent_run_id, tmp)
+        head = (f"{int(out['folds_done'])} folds pooled ({int(out['pooled_posts'])} test posts, "
+                f"{int(out['pooled_users'])} users); fold-mean {metric} {out.get(metric, float('nan')):.2f}")
+        return "\n".join([head, *(t for t in (interval_line(out), interval_line(out, suffix="_mature")) if t)])
+    rows = []
+    for setting, run_ids in groups.items():
+        out, _, _ = summarise(client, run_ids, bootstrap, seed)
+        rows.append({"setting": setting, "folds": out["folds_done"], metric: out.get(metric, float("nan")),
+                     f"{metric}_fold_sd": out.get(f"{metric}_fold_sd", float("nan"))}
+                    | {k: out.get(k, float("nan")) for k in ("test_mape", "test_mape_ci_low", "test_mape_ci_high",
+                       "test_mape_vs_best_constant", "test_mape_vs_best_constant_ci_low",
+                       "test_mape_vs_best_constant_ci_high")})
+    cv = pd.DataFrame(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        cv.to_csv(Path(tmp) / "cv_summary.csv", index=False)
         client.log_artifacts(parent_run_id, tmp)
-    return out
+    if cv[metric].notna().any():
+        client.set_tag(parent_run_id, "best_setting", cv.loc[cv[metric].idxmin(), "setting"])
+    lines = [f"cross-validated settings (fold-mean {metric}; pooled test MAPE and vs best constant, 95% intervals):"]
+    for r in cv.to_dict("records"):
+        lines.append(f"  {r['setting']}: {metric} {r[metric]:.2f} (sd {r[f'{metric}_fold_sd']:.2f}); test MAPE "
+                     f"{r['test_mape']:.2f} [{r['test_mape_ci_low']:.2f}, {r['test_mape_ci_high']:.2f}]; vs best "
+                     f"constant {r['test_mape_vs_best_constant']:+.2f} [{r['test_mape_vs_best_constant_ci_low']:+.2f}, "
+                     f"{r['test_mape_vs_best_constant_ci_high']:+.2f}]")
+    return "\n".join(lines)
 
 
 def _metrics(values: dict) -> list:

@@ -183,21 +183,18 @@ def end_sweep(config):
     table = log_summary(client, info["parent_run_id"], info.get("optimized_metric"))
     from likepred.tracking.folds import fold_summary, is_fold_sweep
 
-    folds = {}
+    folds = ""
     if is_fold_sweep(info.get("overrides", [])):
         ev = config.get("evaluate") or {}
-        folds = fold_summary(client, info["parent_run_id"], table, int(ev.get("bootstrap", 1000)), int(ev.get("seed", 0)))
+        folds = fold_summary(client, info["parent_run_id"], table, int(ev.get("bootstrap", 1000)),
+                             int(ev.get("seed", 0)), info.get("optimized_metric") or "val_mape")
     failed = table[~table["status"].isin(DONE)]
     client.set_terminated(info["parent_run_id"], "FAILED" if len(failed) else "FINISHED")
     _open_parents.pop(info["parent_run_id"], None)
     table_text = format_table(table, info.get("optimized_metric") or "val_mape")
     print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs\n{table_text}", flush=True)
     if folds:
-        from likepred.evaluation.summary import interval_line
-
-        print(f"\n{int(folds['folds_done'])} folds pooled ({int(folds['pooled_posts'])} test posts, "
-              f"{int(folds['pooled_users'])} users); fold-mean val_mape {folds.get('val_mape', float('nan')):.2f}\n"
-              + "\n".join(t for t in (interval_line(folds), interval_line(folds, suffix="_mature")) if t), flush=True)
+        print(f"\n{folds}", flush=True)
     if len(failed):
         lines = [f"  #{r.job} {r.name}: {r.status} {r.error}".rstrip() for r in failed.itertuples()]
         print(f"likepred: {len(failed)} of {len(table)} jobs did not finish:\n" + "\n".join(lines),
