@@ -183,10 +183,14 @@ def main():
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds (>= 2)")
     ap.add_argument("--seeds", default="0", help="split seeds (split=user: which users share a fold)")
     ap.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of users for the intervals")
+    ap.add_argument("--save", help="write each run's pooled test predictions to SAVE/SPLIT-RUN-SEED.csv "
+                    "(compare two: likepred.commands.compare.compare, paired over users)")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     a = ap.parse_intermixed_args()
     if a.data_dir and "=" in a.data_dir:  # an override, not a folder: synthetic data
         a.overrides, a.data_dir = [a.data_dir, *a.overrides], None
+    import pandas as pd
+
     from likepred.train import train
 
     data = [f"data={a.source}", f"data.path={a.data_dir}"] if a.data_dir else ["data=synthetic"]
@@ -225,6 +229,10 @@ def main():
                     print(f"{split:7}{run:19}{seed:>5}{fold:>6}" + "".join(
                         f"{ci:>16}" if k is None else f"{m.get(k, np.nan):10.2f}" for _, k in COLS), flush=True)
                 p = pooled_row(tables, a.boot, seed)
+                if a.save:
+                    Path(a.save).mkdir(parents=True, exist_ok=True)
+                    pd.concat([t.assign(fold=i) for i, t in enumerate(tables)]).to_csv(
+                        Path(a.save) / f"{split}-{run}-{seed}.csv", index=False)
                 print(f"{split:7}{run:19}{seed:>5}{'pool':>6}  {p['posts']} test posts of {p['users']} users "
                       f"({p['mature_posts']} mature); fold-mean val MAPE {np.nanmean(vals):.2f}", flush=True)
                 print(f"{'':37}{fmt_pooled(p)}", flush=True)
