@@ -104,3 +104,26 @@ def test_a_grid_cross_validated_ranks_settings_by_fold_mean_val(tmp_path, cache_
         assert r.val_mape == pytest.approx(np.mean(vals))
     assert parent.data.tags["best_setting"] == cv.loc[cv["val_mape"].idxmin(), "setting"]
     assert "cross-validated settings" in proc.stdout
+
+
+def test_compare_command_refuses_runs_on_different_data(tmp_path, store, capsys):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{store}/mlflow.db"
+    client = MlflowClient(uri)
+    exp = client.create_experiment(f"compare-{tmp_path.name}", artifact_location=str(tmp_path / "artifacts"))
+    users = np.repeat([f"u{i}" for i in range(10)], 3)
+    likes = np.arange(1, 31, dtype=float) * 10
+    ids = []
+    for h, pred in (("aaaa", likes * 1.1), ("bbbb", likes * 0.8), ("aaaa", likes * 0.8)):
+        run = client.create_run(exp, tags={"dataset_hash": h})
+        path = tmp_path / "predictions.csv"
+        table(users, likes, pred).to_csv(path, index=False)
+        client.log_artifact(run.info.run_id, str(path))
+        client.set_terminated(run.info.run_id)
+        ids.append(run.info.run_id)
+    assert compare_main([ids[0], ids[1], "--uri", uri]) == 2
+    assert "different data (dataset_hash aaaa vs bbbb)" in capsys.readouterr().err
+    assert compare_main([ids[0], ids[2], "--uri", uri, "--boot", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "30 shared test rows of 10 users" in out and "A - B: -10.0 [-10.0, -10.0]" in out  # 10% vs 20% off
