@@ -45,9 +45,14 @@ def main():
         print(helped)
         sys.exit(0)
     atexit.register(_exit_now)
+    from likepred.errors import LikepredError
     from likepred.tracking.folds import fold_sweep_argv
 
-    sys.argv[1:] = fold_sweep_argv(sys.argv[1:])  # split.folds=K: a sweep over the folds
+    try:
+        sys.argv[1:] = fold_sweep_argv(sys.argv[1:])  # split.folds=K: a sweep over the folds
+    except LikepredError as e:
+        print(f"likepred: error: {e}", file=sys.stderr)
+        sys.exit(2)
     try:
         app()
         _status = 0

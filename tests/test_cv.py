@@ -17,6 +17,8 @@ def test_folds_on_the_command_line_become_a_sweep_over_the_folds():
     assert fold_sweep_argv(["-m", "split.folds=3", "seed=0,1"])[-1] == "split.fold=range(0,3)"
     assert fold_sweep_argv(["split.folds=3", "split.fold=1"]) == ["split.folds=3", "split.fold=1"]  # one fold
     assert fold_sweep_argv(["model=gbm"]) == ["model=gbm"]
+    with pytest.raises(LikepredError, match="cannot average folds"):
+        fold_sweep_argv(["split.folds=5", "hparams_search=dense_meta_optuna"])
 
 
 def test_a_folds_setting_outside_the_command_line_is_refused(make_cfg):

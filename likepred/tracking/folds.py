@@ -31,6 +31,11 @@ def fold_sweep_argv(argv: list) -> list:
     k = int(folds[-1].split("=")[1])
     if k < 2:
         return argv  # the config check says why
+    if any(re.match(r"\+{0,2}hparams_search=(?!null)", a) for a in argv):
+        from likepred.errors import ConfigError
+
+        raise ConfigError("split.folds with hparams_search: an Optuna trial is one job, so it cannot average "
+                          "folds; cross-validate the search's best settings as a grid (docs/evaluation.md)")
     out = [*argv, f"split.fold=range(0,{k})"]
     return out if {"-m", "--multirun"} & set(argv) else ["--multirun", *out]
 
