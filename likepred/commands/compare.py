@@ -53,7 +53,7 @@ def format_result(r: dict, name_a="A", name_b="B") -> str:
 
     d = r["diff"]
     word = verdict_word(d.low, d.high)
-    said = {"better": f"A is better than B", "worse": "A is worse than B",
+    said = {"better": "A is better than B", "worse": "A is worse than B",
             "not significant": "not significant: a tie"}[word]
     return "\n".join([
         f"{r['rows']} shared test rows of {r['users']} users (A has {r['rows_a']}, B has {r['rows_b']})",

@@ -126,14 +126,6 @@ def _interval(value: float, boots: np.ndarray) -> Interval:
     return Interval(value, float(low), float(high))
 
 
-def mape_interval(likes, pred, users, n_boot: int = 1000, seed: int = 0) -> Interval:
-    return UserBootstrap(users, n_boot, seed).mape(likes, pred)
-
-
-def paired_interval(likes, pred_a, pred_b, users, n_boot: int = 1000, seed: int = 0) -> Interval:
-    return UserBootstrap(users, n_boot, seed).diff(likes, pred_a, pred_b)
-
-
 def interval_metrics(prefix: str, likes, pred, users, baselines: dict, n_boot: int, seed: int,
                      mature=None) -> dict:
     """`{prefix}_mape_ci_low/high` and, per baseline name, `{prefix}_mape_vs_{name}` (model minus
