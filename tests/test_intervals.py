@@ -164,6 +164,7 @@ def test_fold_needs_folds_and_a_kind_with_folds(make_cfg, data):
         make_split(data.posts, make_cfg("split=legacy", "+split.folds=3", "+split.fold=0").split)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["chrono", "user"])
 def test_fold_predictions_ignore_test_fold_and_later_likes(make_cfg, data, kind):
     """Each fold refits on its own train rows: changing the likes of every row outside the
