@@ -75,7 +75,7 @@ def test_three_folds_leave_one_parent_three_finished_children_and_pooled_metrics
     assert compare_main([parent.info.run_id, children[0].info.run_id, "--uri", uri, "--boot", "100"]) == 0
     out = capsys.readouterr().out
     n0 = len(pd.read_csv(client.download_artifacts(children[0].info.run_id, "predictions.csv", str(tmp_path))))
-    assert out.startswith(f"{n0} shared test rows") and "A - B: +0.0 [+0.0, +0.0]" in out
+    assert out.startswith(f"{n0} shared test rows") and "A - B: +0.00 [+0.00, +0.00]" in out
     assert compare_main([parent.info.run_id, "nosuchrun", "--uri", uri]) == 2
 
 
@@ -128,4 +128,4 @@ def test_compare_command_refuses_runs_on_different_data(tmp_path, store, capsys)
     assert "different data (dataset_hash aaaa vs bbbb)" in capsys.readouterr().err
     assert compare_main([ids[0], ids[2], "--uri", uri, "--boot", "200"]) == 0
     out = capsys.readouterr().out
-    assert "30 shared test rows of 10 users" in out and "A - B: -10.0 [-10.0, -10.0]" in out  # 10% vs 20% off
+    assert "30 shared test rows of 10 users" in out and "A - B: -10.00 [-10.00, -10.00]" in out  # 10% vs 20% off

@@ -57,9 +57,9 @@ def format_result(r: dict, name_a="A", name_b="B") -> str:
             "not significant": "not significant: a tie"}[word]
     return "\n".join([
         f"{r['rows']} shared test rows of {r['users']} users (A has {r['rows_a']}, B has {r['rows_b']})",
-        f"A {name_a}: test MAPE {describe(r['a'].value, r['a'].low, r['a'].high)}",
-        f"B {name_b}: test MAPE {describe(r['b'].value, r['b'].low, r['b'].high)}",
-        f"A - B: {describe(d.value, d.low, d.high, signed=True)} (95% interval, paired bootstrap over users), "
+        f"A {name_a}: test MAPE {describe(r['a'].value, r['a'].low, r['a'].high, digits=2)}",
+        f"B {name_b}: test MAPE {describe(r['b'].value, r['b'].low, r['b'].high, digits=2)}",
+        f"A - B: {describe(d.value, d.low, d.high, signed=True, digits=2)} (95% interval, paired bootstrap over users), "
         f"p = {r['p']:.3g}: {said}",
     ])
 

@@ -149,8 +149,8 @@ def interval_metrics(prefix: str, likes, pred, users, baselines: dict, n_boot: i
     return out
 
 
-def describe(value: float, low: float, high: float, signed: bool = False) -> str:
-    f = "{:+.1f}" if signed else "{:.1f}"
+def describe(value: float, low: float, high: float, signed: bool = False, digits: int = 1) -> str:
+    f = f"{{:{'+' if signed else ''}.{digits}f}}"
     return f"{f.format(value)} [{f.format(low)}, {f.format(high)}]"
 
 
