@@ -46,9 +46,15 @@ def main():
         print(helped)
         sys.exit(0)
     atexit.register(_exit_now)
-    import signal
+    from likepred.errors import LikepredError, interrupt
+    from likepred.tracking.folds import fold_sweep_argv
 
-    from likepred.errors import interrupt
+    try:
+        sys.argv[1:] = fold_sweep_argv(sys.argv[1:])  # split.folds=K: a sweep over the folds
+    except LikepredError as e:
+        print(f"likepred: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    import signal
 
     signal.signal(signal.SIGINT, interrupt)
     own = "HYDRA_FULL_ERROR" not in os.environ  # set by a person: Hydra's full report, as asked
@@ -74,9 +80,6 @@ def main():
         sys.exit(2)
     except SystemExit as e:  # Hydra's and ours; a message (str) means 1, as Python prints it
         _status = e.code if isinstance(e.code, int) else int(e.code is not None)
-        raise
-    except Exception:
-        _status = 1
         raise
 
 

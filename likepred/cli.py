@@ -1,6 +1,7 @@
 """The `likepred` command: a few subcommands, else the experiment app.
 
     likepred report [SWEEP]        a sweep's comparison table and chart (likepred/report.py)
+    likepred compare RUN_A RUN_B   two runs' paired difference with its interval (likepred/commands/compare.py)
     likepred ui [--port N]         the MLflow UI on the default store, opened on the runs (likepred/cli.py)
     likepred [overrides]           = python -m likepred [overrides]
 """
@@ -12,7 +13,8 @@ import os
 import sys
 
 # name -> "module:function(argv) -> exit code"; add a subcommand here.
-COMMANDS = {"report": "likepred.tracking.report:main", "ui": "likepred.cli:ui"}
+COMMANDS = {"report": "likepred.tracking.report:main", "ui": "likepred.cli:ui",
+            "compare": "likepred.commands.compare:main"}
 
 
 def ui(argv) -> int:
@@ -148,7 +150,7 @@ def _announce(base, experiment, uri, alive=lambda: True, timeout=600):
                      {"experiment_id": e["experiment_id"], "key": view.VIEW_TAG, "value": state})
             if e["name"] == experiment:
                 url = view.runs_url(base, e["experiment_id"])
-                note = f"(experiment '{experiment}': {', '.join(view.METRICS[:4])} side by side)"
+                note = f"(experiment '{experiment}': test_mape with its 95% interval beside the baselines)"
     except (OSError, ValueError, KeyError) as e:
         print(f"likepred ui: could not set the runs view ({e}); the UI works without it", file=sys.stderr)
     print(f"likepred ui: open {url}\n  {note}", flush=True)

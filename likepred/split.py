@@ -69,6 +69,54 @@ def _legacy(posts, cfg, rng):
     return [pos[: n - n_test - n_val]], [pos[n - n_test - n_val: n - n_test]], [pos[n - n_test:]]
 
 
+# ---- cross-validation folds: fold k of K (split.folds=K, split.fold=k). Each returns the
+# split's (train, val, test) lists like the splits above; over k = 0..K-1 the test rows of
+# `user` cover every user once, of `random` every post once, of `chrono` every post after each
+# user's first block once.
+
+def _user_fold(posts, cfg, rng, k, K):
+    users = np.array(sorted(posts["alias"].unique()))
+    if len(users) < K:
+        raise ConfigError(f"split.folds={K} with split=user needs at least {K} users ({len(users)} here)")
+    rng.shuffle(users)
+    test = np.array_split(users, K)[k]
+    rest = users[~np.isin(users, test)]
+    rest = rest[np.random.default_rng([cfg.seed, k]).permutation(len(rest))]  # val users: drawn per fold
+    n_val = min(len(rest) - 1, max(1, int(round(len(users) * cfg.val_frac)))) if cfg.val_frac > 0 else 0
+    alias = posts["alias"].to_numpy()
+    return [[np.flatnonzero(np.isin(alias, g))] for g in (rest[n_val:], rest[:n_val], test)]
+
+
+def _chrono_fold(posts, cfg, rng, k, K):
+    """Rolling origin: each user's timeline in K + 1 consecutive blocks; fold k tests block k + 1
+    from the posts before it (their last val_frac, at least one post where two or more, the val
+    rows); later posts are left out."""
+    order = posts.assign(_pos=np.arange(len(posts))).sort_values(["alias", "date", "post_index"], kind="stable")
+    train, val, test = [], [], []
+    for _, g in order.groupby("alias", sort=False):
+        pos = g["_pos"].to_numpy()
+        blocks = np.array_split(pos, K + 1)
+        before = np.concatenate(blocks[: k + 1])
+        if len(before) == 0 or len(blocks[k + 1]) == 0:
+            continue
+        n_val = min(len(before) - 1, max(int(cfg.val_frac > 0), int(round(len(before) * cfg.val_frac))))
+        train.append(before[: len(before) - n_val])
+        val.append(before[len(before) - n_val:])
+        test.append(blocks[k + 1])
+    return train, val, test
+
+
+def _random_fold(posts, cfg, rng, k, K):
+    pos = rng.permutation(len(posts))
+    test = np.array_split(pos, K)[k]
+    rest = np.setdiff1d(pos, test)
+    rest = rest[np.random.default_rng([cfg.seed, k]).permutation(len(rest))]
+    n_val = int(round(len(posts) * cfg.val_frac))
+    return [rest[n_val:]], [rest[:n_val]], [test]
+
+
+FOLDS = {"user": _user_fold, "chrono": _chrono_fold, "random": _random_fold}
+
 SPLITS = Registry("split.kind")
 for _name, _fn in {"chrono": _chrono, "user": _user, "random": _random, "legacy": _legacy}.items():
     SPLITS.add(_name, _fn)
@@ -78,7 +126,15 @@ def make_split(posts: pd.DataFrame, cfg) -> Split:
     if not (0 < cfg.test_frac < 1 and 0 <= cfg.val_frac < 1 and cfg.test_frac + cfg.val_frac < 1):
         raise ConfigError("split.test_frac and split.val_frac must be fractions summing to less than 1")
     rng = np.random.default_rng(cfg.seed)
-    parts = SPLITS.get(cfg.kind)(posts, cfg, rng)
+    fold, folds = cfg.get("fold"), cfg.get("folds") or 0
+    if fold is None:
+        parts = SPLITS.get(cfg.kind)(posts, cfg, rng)
+    else:
+        if folds < 2 or not 0 <= fold < folds:
+            raise ConfigError(f"split.fold={fold} needs split.folds=K with K >= 2 and 0 <= fold < K (split.folds={folds})")
+        if cfg.kind not in FOLDS:
+            raise ConfigError(f"split={cfg.kind} has no folds; cross-validation works with split={', split='.join(FOLDS)}")
+        parts = FOLDS[cfg.kind](posts, cfg, rng, int(fold), int(folds))
     train, val, test = (np.sort(np.concatenate(p)).astype(np.int64) if len(p) else np.array([], np.int64) for p in parts)
     if len(train) == 0 or len(test) == 0:
         raise ConfigError(f"split={cfg.kind} left no train or no test rows ({len(posts)} posts); use more data")

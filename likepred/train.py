@@ -9,8 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("likepred")
 
 
-def train(cfg: DictConfig) -> dict:
-    """Run one experiment (its config already checked: likepred.config.check); return its metrics."""
+def train(cfg: DictConfig, keep: dict | None = None) -> dict:
+    """Run one experiment (its config already checked: likepred.config.check); return its metrics.
+    `keep`: a dict that gets the test rows' predictions table (predictions.csv) as "table"."""
     from likepred.backend import use_backend
     from likepred.data import load_dataset
     from likepred.evaluation import BASELINES, evaluate
@@ -49,9 +50,11 @@ def train(cfg: DictConfig) -> dict:
                          data.posts)
         model.fit(train_d, val_d, on_epoch=trial_reporter(run.log_epoch))  # Optuna trials: pruning
         metrics = {}
+        boot = {"bootstrap": cfg.evaluate.get("bootstrap", 0), "seed": cfg.evaluate.get("seed", 0)}
         if len(val_d):  # selection metrics: before calibration, which is fitted on these rows
             val_pred = pipeline.predict_likes(model, val_d, calibrated=False)
-            metrics, _ = evaluate(val_d.posts, {"model": val_pred}, data.scrape_date, cfg.evaluate.mature_days, "val")
+            metrics, _ = evaluate(val_d.posts, {"model": val_pred}, data.scrape_date, cfg.evaluate.mature_days, "val",
+                                  **boot)
             if cfg.evaluate.calibrate:
                 scale = pipeline.calibrate(val_pred, val_d.posts["likes"])
                 log.info("calibrated on val rows: predictions x %.3f", scale)
@@ -69,8 +72,10 @@ def train(cfg: DictConfig) -> dict:
             baseline = build_model(cfg, name)
             baseline.fit(train_d)
             preds[name] = pipeline.predict_likes(baseline, test_d, calibrated=False)
-        test_metrics, table = evaluate(test_d.posts, preds, data.scrape_date, cfg.evaluate.mature_days)
+        test_metrics, table = evaluate(test_d.posts, preds, data.scrape_date, cfg.evaluate.mature_days, **boot)
         metrics.update(test_metrics)
+        if keep is not None:
+            keep["table"] = table
         run.log_metrics(metrics | features.reports(train=train_d.posts, test=test_d.posts) | data.skips.metrics())
         run.log_files(lambda d: _write_results(d, cfg, table, predicted_vs_actual))
         run.log_files(data.skips.write_csv)  # skipped.csv: each bad file or post dropped, and why

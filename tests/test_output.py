@@ -24,6 +24,12 @@ def test_summary_names_the_baselines_beaten_and_lost_to():
     assert verdict({**metrics, "test_mape": 40.0}).count("beats") == 2
     assert verdict({"test_mape": 40.0}) == ""  # no baselines: nothing to say
     assert "ties with the best constant" in verdict({"test_mape": 47.5, "baseline_best_constant_mape": 47.5})
+    # with intervals: a difference whose 95% interval holds 0 is a tie, not a win
+    tie = verdict({"test_mape": 45.0, "baseline_best_constant_mape": 47.5, "test_mape_vs_best_constant_ci_low": -6.0,
+                   "test_mape_vs_best_constant_ci_high": 1.0})
+    assert tie == "test MAPE 45.00 ties with the best constant (47.50): -2.50 points, 95% interval [-6.00, +1.00]"
+    assert "beats" in verdict({"test_mape": 45.0, "baseline_best_constant_mape": 47.5,
+                               "test_mape_vs_best_constant_ci_low": -4.0, "test_mape_vs_best_constant_ci_high": -1.0})
 
 
 class Terminal(io.StringIO):
@@ -63,4 +69,5 @@ def test_redirected_run_prints_one_line_per_epoch_and_no_noise(tmp_path, cache_d
     assert len(re.findall(r"^epoch \d+/3: loss .*val_loss", out, re.M)) == 3
     noise = [l for l in out.splitlines() if re.search(r"\bINFO\b", l) and "][likepred" not in l]
     assert not noise, noise  # INFO lines only from likepred's own loggers
-    assert "beats the user mean" in out or "loses to the user mean" in out
+    assert re.search(r"(beats|loses to|ties with) the user mean", out)
+    assert re.search(r"^test MAPE [0-9.]+ \[[0-9.]+, [0-9.]+\]; vs best constant [+-][0-9.]+ \[", out, re.M)

@@ -26,7 +26,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 TINY = ["data.n_users=40", "data.min_posts=10", "data.max_posts=20", "trainer.verbose=0", "tracking.log_model=false"]
 MODELS = ("best_constant", "user_mean")
-SHOWN = view.METRICS[:4]  # test_mape, test_mape_mature and both baselines
+SHOWN = view.METRICS[:4]  # test_mape, its 95% interval (ci_low, ci_high), test_mape_mature
 
 
 def free_port() -> int:

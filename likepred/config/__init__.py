@@ -151,6 +151,20 @@ def check_fractions(cfg):
 
 
 @rule
+def check_folds(cfg):
+    folds, fold = cfg.split.get("folds") or 0, cfg.split.get("fold")
+    if folds == 1:
+        raise ConfigError("split.folds=1: cross-validation needs K >= 2 folds (0: one split, no folds)")
+    if folds >= 2 and fold is None:
+        raise ConfigError(f"split.folds={folds} without split.fold: give split.folds on the command line "
+                          f"(likepred split.folds={folds} ...), which runs the folds as one sweep")
+    if fold is not None and not 0 <= fold < max(folds, 1):
+        raise ConfigError(f"split.fold={fold} needs split.folds=K with 0 <= fold < K (split.folds={folds})")
+    if fold is not None and cfg.split.kind not in ("user", "chrono", "random"):
+        raise ConfigError(f"split={cfg.split.kind} has no folds; cross-validation works with split=user, chrono or random")
+
+
+@rule
 def check_post_counts(cfg):
     if cfg.data.source == "synthetic" and cfg.data.min_posts > cfg.data.max_posts:
         raise ConfigError(f"data.min_posts={cfg.data.min_posts} > data.max_posts={cfg.data.max_posts}")

@@ -78,6 +78,10 @@ class SplitConfig:
     val_frac: float = rng(0.15, lo=0, hi=1, hi_open=True)
     seed: int = seed_field()
     train_as_unseen: bool = False
+    # cross-validation: folds=K (>= 2) runs fold=0..K-1 as child runs of one parent (a sweep
+    # dimension); a run with fold set tests that fold (likepred/split.py); 0 = one split, no folds
+    folds: int = rng(0, lo=0)
+    fold: Optional[int] = rng(None, lo=0)
 
 
 @dataclass
@@ -165,6 +169,8 @@ class EvaluateConfig:
     mature_days: float = rng(7.0, lo=0)
     calibrate: bool = True
     importance_repeats: int = rng(5, lo=0)
+    bootstrap: int = rng(1000, lo=0)
+    seed: int = seed_field()
 
 
 @dataclass

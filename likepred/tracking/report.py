@@ -35,8 +35,31 @@ STUDY_NOTE = ("The 2017 study reported {yardstick}% MAPE for its yardstick (user
 
 
 def columns(optimized_metric: str) -> list:
-    return ["job", "name", "status", *METRICS, optimized_metric, "study_yardstick", "study_best", "data", "leaky", "duration_s",
+    return ["job", "name", "status", *METRICS, optimized_metric, *_ci(optimized_metric), "study_yardstick", "study_best", "data", "leaky", "duration_s",
             "run_id", "error"]
+
+
+def _ci(metric: str) -> tuple:
+    return f"{metric}_ci_low", f"{metric}_ci_high"
+
+
+def ties(table: pd.DataFrame, metric: str) -> pd.Series:
+    """Per job: "best" (lowest `metric` among finished jobs), "tie" (its 95% interval overlaps the
+    best one's: not shown to differ), "worse" (no overlap), "" (unscored, or no intervals logged)."""
+    low, high = _ci(metric)
+    out = pd.Series("", index=table.index)
+    done = table[table["status"].isin(DONE) & table[metric].notna()]
+    if done.empty:
+        return out
+    best = done[metric].idxmin()
+    out[best] = "best"
+    if pd.isna(table.at[best, low]):
+        return out
+    for i, r in done.drop(best).iterrows():
+        if pd.notna(r[low]):
+            overlap = r[low] <= table.at[best, high] and table.at[best, low] <= r[high]
+            out[i] = "tie" if overlap else "worse"
+    return out
 
 
 def _row(run, optimized_metric, status=None) -> dict:
@@ -48,6 +71,7 @@ def _row(run, optimized_metric, status=None) -> dict:
         "status": status or ("PRUNED" if t.get("pruned") == "true" else "KILLED" if dead else info.status),
         **{k: m.get(k, np.nan) for k in METRICS},
         optimized_metric: m.get(optimized_metric, np.nan),
+        **{k: m.get(k, np.nan) for k in _ci(optimized_metric)},
         "study_yardstick": pd.to_numeric(run.data.params.get("study.yardstick_mape"), errors="coerce"),
         "study_best": pd.to_numeric(run.data.params.get("study.best_mape"), errors="coerce"),
         "data": t.get("data_source", ""),
@@ -89,11 +113,14 @@ def _fmt(v, digits=2):
 def format_table(table: pd.DataFrame, optimized_metric: str = "val_mape") -> str:
     if table.empty:
         return "(no jobs recorded)"
-    head = ["#", "job", "status", "test MAPE", "mature", "user mean", "best const", optimized_metric]
+    head = ["#", "job", "status", "test MAPE", "mature", "user mean", "best const", optimized_metric, "95% CI", "vs best"]
     head += ["data", "leaky", "time s"]
     lines = []
-    for r in table.to_dict("records"):
+    low, high = _ci(optimized_metric)
+    said = ties(table, optimized_metric)
+    for i, r in zip(table.index, table.to_dict("records")):
         cells = [str(r["job"]), _short(r["name"]), r["status"], *(_fmt(r[k]) for k in (*METRICS[:4], optimized_metric))]
+        cells += ["-" if r[low] != r[low] else f"[{_fmt(r[low])}, {_fmt(r[high])}]", said[i]]
         cells += [r["data"], r["leaky"], _fmt(r["duration_s"], 1)]
         lines.append(cells)
     widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
@@ -103,6 +130,9 @@ def format_table(table: pd.DataFrame, optimized_metric: str = "val_mape") -> str
     for r in table[~table["status"].isin(DONE)].to_dict("records"):
         out.append(f"#{r['job']} {r['status']}: {r['error'] or '(no error recorded: killed or still running?)'}"[:300])
     out.append("MAPE in %, on likes; 'user mean' and 'best const' are the leak-free baselines on the same rows.")
+    if (said == "tie").any():
+        out.append(f"'tie': the job's 95% interval of {optimized_metric} (bootstrap over users) overlaps the best "
+                   "job's: not shown to differ, so not ranked (likepred compare RUN_A RUN_B pairs two runs).")
     study = table.dropna(subset=["study_yardstick", "study_best"])
     if len(study):
         out.append(STUDY_NOTE.format(yardstick=_fmt(study["study_yardstick"].iloc[0], 0),

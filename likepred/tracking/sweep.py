@@ -193,6 +193,13 @@ def end_sweep(config):
     metric = info.get("optimized_metric") or "val_mape"
     table = log_summary(client, info["parent_run_id"], metric, info.get("register"),
                         info.get("alias") or "champion")
+    from likepred.tracking.folds import fold_summary, is_fold_sweep
+
+    folds = ""
+    if is_fold_sweep(info.get("overrides", [])):
+        ev = config.get("evaluate") or {}
+        folds = fold_summary(client, info["parent_run_id"], table, int(ev.get("bootstrap", 1000)),
+                             int(ev.get("seed", 0)), info.get("optimized_metric") or "val_mape")
     failed = table[~table["status"].isin(DONE)]
     done = table[table["status"].isin(DONE)]
     why = None  # a sweep that ran nothing or cannot rank its jobs says so and fails
@@ -209,6 +216,8 @@ def end_sweep(config):
     table_text = format_table(table, info.get("optimized_metric") or "val_mape")
     print(f"\nSweep {info['parent_run_id']}: {len(table)} jobs (store {info['tracking_uri']}, "
           f"{store_source(info['tracking_uri'])})\n{table_text}", flush=True)
+    if folds:
+        print(f"\n{folds}", flush=True)
     if len(failed):
         lines = [f"  #{r.job} {r.name}: {r.status} {r.error}".rstrip() for r in failed.itertuples()]
         print(f"likepred: {len(failed)} of {len(table)} jobs did not finish:\n" + "\n".join(lines),

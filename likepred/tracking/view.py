@@ -19,8 +19,10 @@ KIND_TAG = "mlflow.experimentKind"
 KIND = "custom_model_development"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 # The model's test score first, then the two leak-free baselines on the same rows.
-METRICS = ("test_mape", "test_mape_mature", "baseline_user_mean_mape", "baseline_best_constant_mape",
-           "mape_vs_baseline", "val_mape")
+# Each score's 95% interval (bootstrap over users) right after it.
+METRICS = ("test_mape", "test_mape_ci_low", "test_mape_ci_high", "test_mape_mature", "baseline_user_mean_mape",
+           "baseline_best_constant_mape", "test_mape_vs_best_constant", "test_mape_vs_best_constant_ci_low",
+           "test_mape_vs_best_constant_ci_high", "mape_vs_baseline", "val_mape", "val_mape_ci_low", "val_mape_ci_high")
 
 
 def view_state() -> str:

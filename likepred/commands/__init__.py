@@ -1,0 +1,1 @@
+"""The `likepred` subcommands (likepred/cli.py's command table names them)."""
