@@ -44,12 +44,11 @@ class Result:
 
     @property
     def intervals(self) -> dict[str, tuple[float, float]]:
-        """{metric: (lo, hi)} for each metric logged with its 95% interval (`NAME_lo`, `NAME_hi`)."""
-        out = {}
-        for key, lo in self.metrics.items():
-            if key.endswith("_lo") and f"{key[:-3]}_hi" in self.metrics:
-                out[key[:-3]] = (lo, self.metrics[f"{key[:-3]}_hi"])
-        return out
+        """{metric: (low, high)} for each metric logged with its 95% interval (`NAME_ci_low`,
+        `NAME_ci_high`: a bootstrap over users, likepred.evaluation.intervals)."""
+        low, high = "_ci_low", "_ci_high"
+        return {key[:-len(low)]: (value, self.metrics[key[:-len(low)] + high])
+                for key, value in self.metrics.items() if key.endswith(low) and key[:-len(low)] + high in self.metrics}
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
@@ -90,7 +89,7 @@ def runs(experiment: str | None = None, filter: str | None = None,  # noqa: A002
          tracking_uri: str | None = None) -> pd.DataFrame:
     """The runs of `experiment` (default: likepred's, "likepred") as a DataFrame, newest first:
     one row a run, columns run_id, status, start_time, ..., `params.*`, `metrics.*` (intervals as
-    `metrics.NAME_lo` / `_hi` where logged), `tags.*`. `filter` is MLflow's search syntax, e.g.
+    `metrics.NAME_ci_low` / `_ci_high` where logged), `tags.*`. `filter` is MLflow's search syntax, e.g.
     "metrics.test_mape < 40 and params.`model.name` = 'gbm'"."""
     import mlflow
 
@@ -107,6 +106,20 @@ def runs(experiment: str | None = None, filter: str | None = None,  # noqa: A002
         raise ConfigError(f"experiment={name!r}: not in {uri}{closest(name, known)}; "
                           f"known: {', '.join(known) or 'none'}")
     return mlflow.search_runs(experiment_names=[name], filter_string=filter or "", output_format="pandas")
+
+
+def compare(run_a: str, run_b: str, tracking_uri: str | None = None, n_boot: int = 1000, seed: int = 0,
+            mature: bool = False) -> dict:
+    """`likepred compare` in Python: two runs' (or cross-validation parents') test MAPE on the rows
+    they share, paired over users. Returns {"a", "b", "diff": Interval(value, low, high), "p",
+    "rows", "users", ...}; a difference whose interval holds 0 is a tie."""
+    from mlflow.tracking import MlflowClient
+
+    from likepred.commands.compare import compare_runs
+    from likepred.serving.locate import default_store
+    from likepred.tracking.store import prepare_uri
+
+    return compare_runs(MlflowClient(prepare_uri(tracking_uri or default_store())), run_a, run_b, n_boot, seed, mature)
 
 
 def load(run_or_model_uri: str, tracking_uri: str | None = None, trust_pickle: bool = False,

@@ -27,6 +27,11 @@ def test_run_then_runs_and_load(tmp_path, cache_dir):
     second = api.run(["model=gbm", *small], tracking_uri=uri)
     assert first.metrics["test_mape"] > 0 and first.run_id != second.run_id
     assert first.config.model.name == "user_median"
+    low, high = second.intervals["test_mape"]  # logged with the run: a bootstrap over users
+    assert low < second.metrics["test_mape"] < high
+    paired = api.compare(second.run_id, first.run_id, tracking_uri=uri)  # same data, same test rows
+    assert paired["diff"].value == pytest.approx(second.metrics["test_mape"] - first.metrics["test_mape"])
+    assert paired["diff"].low < paired["diff"].value < paired["diff"].high and 0 <= paired["p"] <= 1
 
     table = api.runs("api", tracking_uri=uri)
     assert len(table) == 2 and set(table["run_id"]) == {first.run_id, second.run_id}

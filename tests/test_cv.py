@@ -101,8 +101,8 @@ def test_a_grid_cross_validated_ranks_settings_by_fold_mean_val(tmp_path, cache_
     cv = pd.read_csv(client.download_artifacts(parent.info.run_id, "cv_summary.csv", str(tmp_path)))
     assert sorted(cv["setting"]) == ["model=best_constant", "model=user_mean"] and (cv["folds"] == 2).all()
     for r in cv.itertuples():
-        vals = [c.data.metrics.get("val_mape") for c in children if c.data.tags["job"].startswith(r.setting)]
-        assert None not in vals, [(c.data.tags["job"], sorted(c.data.metrics)[:8]) for c in children]
+        vals = [c.data.metrics.get("val_mape") for c in children if c.data.tags["likepred.job"].startswith(r.setting)]
+        assert None not in vals, [(c.data.tags["likepred.job"], sorted(c.data.metrics)[:8]) for c in children]
         assert r.val_mape == pytest.approx(np.mean(vals))
     assert parent.data.tags["best_setting"] == cv.loc[cv["val_mape"].idxmin(), "setting"]
     assert "cross-validated settings" in proc.stdout

@@ -6,7 +6,7 @@ Each RUN is an MLflow run id: a run, or the parent of a cross-validated run (spl
 pooled predictions). The two are joined on the test rows they share (alias, post_index, date of
 predictions.csv) and compared there, paired: both MAPEs with 95% intervals, A - B with its
 interval, and a two-sided p-value, from one bootstrap over users. Runs on different data
-(their dataset_hash tags differ) or with no test rows in common are refused, saying why.
+(their likepred.dataset_hash tags differ) or with no test rows in common are refused, saying why.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def format_result(r: dict, name_a="A", name_b="B") -> str:
     ])
 
 
-def _load(client, run_id):
+def load_run(client, run_id):
+    """(the MLflow run, its test predictions table), or a LikepredError saying why not."""
     from mlflow.exceptions import MlflowException
 
     from likepred.tracking.folds import read_predictions
@@ -81,11 +82,26 @@ def _load(client, run_id):
     return run, table
 
 
+def compare_runs(client, run_a: str, run_b: str, n_boot: int = 1000, seed: int = 0, mature: bool = False) -> dict:
+    """`compare` of two MLflow runs' test predictions (runs or cross-validation parents), refused
+    in one line when they are on different data; adds the runs' names (`name_a`, `name_b`)."""
+    from likepred.tracking.keys import DATASET_HASH, tag
+
+    (ra, a), (rb, b) = load_run(client, run_a), load_run(client, run_b)
+    ha, hb = tag(ra.data.tags, DATASET_HASH), tag(rb.data.tags, DATASET_HASH)
+    if ha and hb and ha != hb:
+        raise LikepredError(f"the runs are on different data (dataset_hash {ha} vs {hb}): "
+                            "their scores are not comparable")
+    if n_boot < 1:
+        raise LikepredError("--boot must be >= 1")
+    return compare(a, b, n_boot, seed, mature) | {"name_a": ra.info.run_name or run_a, "name_b": rb.info.run_name or run_b}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="likepred compare", description=__doc__.split("\n\n")[0])
     p.add_argument("run_a", help="an MLflow run id (a run or a cross-validation parent)")
     p.add_argument("run_b")
-    p.add_argument("--uri", help="MLflow tracking URI (default: sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db)")
     p.add_argument("--boot", type=int, default=1000, help="bootstrap resamples of users (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mature", action="store_true", help="only the mature test rows")
@@ -93,22 +109,15 @@ def main(argv=None) -> int:
     try:
         from mlflow.tracking import MlflowClient
 
-        from likepred.config.schema import DEFAULT_URI
+        from likepred.serving.locate import default_store
         from likepred.tracking.store import prepare_uri
 
-        client = MlflowClient(prepare_uri(args.uri or DEFAULT_URI))
-        (run_a, a), (run_b, b) = _load(client, args.run_a), _load(client, args.run_b)
-        ha, hb = run_a.data.tags.get("dataset_hash"), run_b.data.tags.get("dataset_hash")
-        if ha and hb and ha != hb:
-            raise LikepredError(f"the runs are on different data (dataset_hash {ha} vs {hb}): "
-                                "their scores are not comparable")
-        if args.boot < 1:
-            raise LikepredError("--boot must be >= 1")
-        result = compare(a, b, args.boot, args.seed, args.mature)
+        client = MlflowClient(prepare_uri(args.uri or default_store()))
+        result = compare_runs(client, args.run_a, args.run_b, args.boot, args.seed, args.mature)
     except LikepredError as e:
         print(f"likepred compare: error: {e}", file=sys.stderr)
         return 2
-    print(format_result(result, run_a.info.run_name or args.run_a, run_b.info.run_name or args.run_b))
+    print(format_result(result, result["name_a"], result["name_b"]))
     return 0
 
 

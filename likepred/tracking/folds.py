@@ -14,6 +14,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from likepred.tracking.keys import DATASET_HASH, tag
+
 FOLD = re.compile(r"(^|\s)split\.fold=\S+")
 PREDICTIONS = "predictions.csv"
 
@@ -79,7 +81,7 @@ def summarise(client, run_ids: list, bootstrap: int, seed: int):
     out |= pooled_metrics(tables, bootstrap, seed)
     out["folds_done"] = float(len(runs))
     out = {k: v for k, v in out.items() if v == v}
-    hashes = {r.data.tags.get("dataset_hash") for r in runs} - {None}
+    hashes = {tag(r.data.tags, DATASET_HASH) for r in runs} - {None}
     return out, pd.concat([t.assign(fold=i) for i, t in enumerate(tables)]), hashes
 
 
@@ -104,7 +106,7 @@ def fold_summary(client, parent_run_id: str, table, bootstrap: int, seed: int, m
         out, pooled, hashes = summarise(client, next(iter(groups.values())), bootstrap, seed)
         client.log_batch(parent_run_id, metrics=_metrics(out))
         if len(hashes) == 1:
-            client.set_tag(parent_run_id, "dataset_hash", hashes.pop())
+            client.set_tag(parent_run_id, DATASET_HASH, hashes.pop())
         client.set_tag(parent_run_id, "likepred.folds", str(int(out["folds_done"])))
         with tempfile.TemporaryDirectory() as tmp:  # the pooled rows: `likepred compare` joins on them
             pooled.to_csv(Path(tmp) / PREDICTIONS, index=False)
