@@ -68,7 +68,7 @@ def run(overrides: Sequence[str] = (), tracking_uri: str | None = None) -> Resul
     """Run one experiment in this process; return its metrics, run id and fitted predictor.
 
     `tracking_uri` sets tracking.uri (default: the config's, sqlite:///mlruns/mlflow.db)."""
-    from likepred.config import check
+    from likepred.checks import check
     from likepred.plugins import load as load_plugins
     from likepred.tracking.run import job_run
     from likepred.train import train

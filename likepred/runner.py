@@ -23,7 +23,7 @@ def run_job(cfg: DictConfig):
     sweep exits 1 at its end naming the job. A finished job with the same config is skipped
     (resume). Alone, a LikepredError is one line for people, not a traceback.
     """
-    from likepred.config import check
+    from likepred.checks import check
     from likepred.plugins import load as load_plugins
     from likepred.tracking.run import job_run
     from likepred.tracking.sweep import current_job, prepare_job, reuse_finished, score

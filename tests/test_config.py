@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from likepred.config import check
+from likepred.checks import check
 from likepred.errors import ConfigError
 
 # (overrides, what the one-line error must say)

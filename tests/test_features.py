@@ -88,7 +88,7 @@ def test_hashtag_score_from_ranking_file(make_cfg, tmp_path):
 
 
 def test_leaky_features_need_legacy_split(make_cfg):
-    from likepred.config import check
+    from likepred.checks import check
 
     with pytest.raises(ConfigError, match="split=legacy"):
         check(make_cfg("features=metadata_leaky", "split=chrono"))

@@ -197,7 +197,7 @@ def test_train_rows_cluster_scores_leave_themselves_out(make_cfg):
 
 
 def test_leaky_clusters_are_labelled_and_do_read_test_likes(make_cfg):
-    from likepred.config import check
+    from likepred.checks import check
 
     with pytest.raises(ConfigError, match="split=legacy"):
         check(ae_cfg(make_cfg, "labels_clusters_leaky", "split=chrono"))

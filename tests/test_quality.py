@@ -48,7 +48,7 @@ def test_ensemble_fits_weights_on_val_and_round_trips(make_cfg, tmp_path):
 
 
 def test_ensemble_members_are_checked_before_data(make_cfg):
-    from likepred.config import check
+    from likepred.checks import check
 
     check(make_cfg("model=ensemble", "model.members=[gbm,gbm]", "+model.overrides.gbm.max_iter=5"))
     with pytest.raises(ConfigError, match="best_constant predict likes"):
@@ -72,7 +72,7 @@ def test_likes_per_follower_target(make_cfg):
 
 
 def test_presets_compose_and_pass_the_checks(make_cfg, tmp_path):
-    from likepred.config import check
+    from likepred.checks import check
 
     cold = make_cfg("+experiment=cold_start", f"data.path={tmp_path}", tiny=False)
     assert (cold.split.kind, cold.target.name, cold.model.name) == ("user", "likes_per_follower", "gbm")

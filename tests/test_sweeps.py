@@ -93,7 +93,7 @@ def test_config_hash_ignores_bookkeeping_but_not_settings(make_cfg):
 
 def test_tuning_on_test_rows_is_refused(make_cfg):
     from likepred.errors import ConfigError
-    from likepred.config import check_optimized_metric
+    from likepred.checks import check_optimized_metric
 
     check_optimized_metric(make_cfg())
     with pytest.raises(ConfigError, match="optimized_metric='test_mape'"):

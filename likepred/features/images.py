@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from likepred.config import rule
 from likepred.errors import ConfigError, LikepredError
 from likepred.features import Extractor, register
 from likepred.images.download import _as_list, _is_missing, _safe_name, name_from_url
@@ -334,8 +333,8 @@ def _offline_message(network, where, error) -> str:
             f"model.weights_path=/path/to/{name if url else 'weights.h5'} (model.weights=null: random weights, for tests)")
 
 
-@rule
 def check_cnn_weights(cfg):
+    """The cnn_features extractor's weights, checked before any data is read (likepred.checks runs it)."""
     for name, p in (cfg.features.get("extractors") or {}).items():
         if name == "cnn_features" and p:
             check_weights(p.get("network", "vgg19"), p.get("weights", "imagenet"), p.get("weights_path"))
