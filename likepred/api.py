@@ -70,15 +70,16 @@ def run(overrides: Sequence[str] = (), tracking_uri: str | None = None) -> Resul
     `tracking_uri` sets tracking.uri (default: the config's, sqlite:///mlruns/mlflow.db)."""
     from likepred.checks import check
     from likepred.plugins import load as load_plugins
-    from likepred.tracking.run import job_run
+    from likepred.tracking.run import open_run
     from likepred.train import train
 
     extra = [f"tracking.uri={tracking_uri}"] if tracking_uri else []
     cfg = compose([*overrides, *extra])
     load_plugins(cfg)
     check(cfg)
-    with job_run(cfg) as run_id:
-        metrics = train(cfg)
+    with open_run(cfg) as run:
+        metrics = train(cfg, run)
+    run_id = run.run_id
     predictor = None
     if run_id and cfg.tracking.log_model:
         predictor = load(run_id, tracking_uri=cfg.tracking.uri)
