@@ -35,7 +35,7 @@ def train(cfg: DictConfig, run=None, keep: dict | None = None) -> dict:
     from likepred.split import make_split
     from likepred.targets import build_target
     from likepred.tracking.keys import DATASET_HASH, run_name
-    from likepred.serving.locate import store_source
+    from likepred.stores import store_source
     from likepred.tracking.lineage import log_datasets
     from likepred.tracking.trial import trial_reporter
 

@@ -173,7 +173,7 @@ def test_image_model_trains_and_predicts_on_the_pictures(il_cfg, downloads, tmp_
     predict command on one planned post with its own picture."""
     import mlflow
 
-    from likepred.serving.predict import main as predict_main
+    from likepred.commands.predict import main as predict_main
     from likepred.train import train
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"

@@ -44,7 +44,7 @@ def test_the_users_variable_is_seen_through_mlflows_overwrite(monkeypatch, tmp_p
     summary still says where the store came from."""
     import mlflow
 
-    from likepred.serving.locate import default_store, store_source, user_store_env
+    from likepred.stores import default_store, store_source, user_store_env
     from likepred.tracking.store import use_store
 
     given, mine = f"sqlite:///{tmp_path}/given.db", f"sqlite:///{tmp_path}/mine.db"

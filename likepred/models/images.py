@@ -9,7 +9,7 @@ from likepred.errors import ConfigError
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
-from likepred.config.schema import NetConfig, choice, dropout_field, items, rng, widths
+from likepred.config.schema import NetConfig, choice, dropout_field, rng, widths
 from likepred.models import register
 from likepred.models.dense import normalized_input
 
