@@ -122,7 +122,7 @@ def check_data_path(cfg):
     if data.source == "synthetic":
         return
     if not data.get("path"):
-        raise ConfigError(f"data.path: required for data.source={data.source} (data.path=FOLDER_OR_FILE)")
+        raise ConfigError(f"data.path: required for data.source={data.source} (paths.data=FOLDER_OR_FILE)")
     if not Path(str(data.path)).expanduser().exists():
         raise ConfigError(f"data.path={data.path}: no such file or folder")
 

@@ -40,7 +40,7 @@ def train(cfg: DictConfig, run=None, keep: dict | None = None) -> dict:
     from likepred.tracking.trial import trial_reporter
 
     use_backend(cfg.backend)
-    data = load_dataset(cfg.data)
+    data = load_dataset(cfg.data, cfg.images.dir, cfg.paths.labels)
     split = make_split(data.posts, cfg.split)
     features = build_features(cfg.features, FeatureContext.of(data))
     if features.needs_images:

@@ -309,6 +309,6 @@ def test_annotate_command_against_local_vision_then_train(server, make_cfg, tmp_
     # a rerun sends nothing
     assert main(["annotate", f"images.dir={images}", f"labels.path={out}"], client=server.client) == 0
     assert len(server.requests) == -(-len(latent) // 16)
-    cfg.data.labels_path = str(out)
+    cfg.paths.labels = str(out)
     metrics = run_train(cfg)
     assert np.isfinite(metrics["test_mape"])

@@ -23,7 +23,7 @@ Credentials: gcloud auth application-default login, or GOOGLE_APPLICATION_CREDEN
 Settings (Hydra overrides of conf/annotate.yaml and conf/labels/vision.yaml):
 
 {config}
-Then train on the labels: python -m likepred data=... data.labels_path=FILE features=labels_ae model=labels_dense
+Then train on the labels: likepred data=... paths.labels=FILE features=labels_ae model=labels_dense
 """
 
 
@@ -54,12 +54,13 @@ def _setting(labels, key, kind):
 
 def annotate_command(cfg, dry_run=False, client=None):
     from omegaconf import MissingMandatoryValue
+    from omegaconf.errors import InterpolationToMissingValueError
 
     from likepred.labels.vision import annotate, errors_path_for, make_client
 
     try:
         folder, out = cfg.images.dir, cfg.labels.path
-    except MissingMandatoryValue:
+    except (MissingMandatoryValue, InterpolationToMissingValueError):
         raise ConfigError("images.dir is required: python -m likepred.labels annotate images.dir=DIR") from None
     paths = list_images(folder)
     if not paths:

@@ -22,7 +22,7 @@ examples:
   python -m likepred.images download data=study_csv data.path=posts.csv images.dir=imgs images.size=128
 
 settings (conf/images/default.yaml; any key of the run config can be overridden):
-  images.dir                 where the files go (null: data.images_dir)
+  images.dir                 where the files go (= paths.images)
   images.size                side in pixels (256, the study's); null keeps each image's size
   images.download.workers    concurrent downloads (16)
   images.download.retries    tries after the first on network errors and 5xx (3)
@@ -44,7 +44,7 @@ def download(overrides):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
     img, dl = cfg.images, cfg.images.download
-    out_dir = img.dir or cfg.data.get("images_dir")
+    out_dir = img.dir
     if not out_dir:
         raise ConfigError("images.dir is not set: name the folder for the images, e.g. images.dir=DIR/images")
     posts, _, _, _ = read_posts(cfg.data)  # every post, before the experiment filters

@@ -5,6 +5,7 @@ Hydra's errors as one line, Ctrl-C as exit 130, and no slow interpreter teardown
 import atexit
 import logging
 import os
+import re
 import sys
 
 _status = None  # the app's exit status, once it has one
@@ -79,6 +80,7 @@ def hydra_error(e) -> str | None:
 
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 
+    from likepred.config import renamed
     from likepred.registry import closest
 
     if isinstance(e, MissingConfigException) and e.options and e.missing_cfg_file:
@@ -88,6 +90,9 @@ def hydra_error(e) -> str | None:
     if isinstance(e, OverrideParseException):
         return (f"cannot read the override {e.override!r}: {str(e.message).splitlines()[0]} "
                 "(syntax: https://hydra.cc/docs/advanced/override_grammar/basic/)")
+    moved = re.search(r"Could not override '([^']+)'", str(e))
+    if isinstance(e, HydraException) and moved and renamed(moved.group(1)):
+        return renamed(moved.group(1))
     if isinstance(e, HydraException):
         text = " ".join(ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.startswith("Config search"))
         text = text.split(" Config search path:")[0]

@@ -31,9 +31,19 @@ def rule(fn):
     return fn
 
 
+def renamed(key: str) -> str | None:
+    """The one-line hint for a key that moved (data.images_dir -> paths.images), else None."""
+    from likepred.config.schema import RENAMED
+
+    new = RENAMED.get(key)
+    return f"{key}: renamed to {new} (give {new}=...)" if new else None
+
+
 def _unknown_keys(values: dict, schema, prefix: str):
     names = [f.name for f in dataclasses.fields(schema)]
     for key, value in values.items():
+        if renamed(f"{prefix}{key}"):
+            raise ConfigError(renamed(f"{prefix}{key}"))
         if key not in names:
             raise ConfigError(f"{prefix}{key}: unknown key{closest(key, names)}; known: {', '.join(names)}")
         sub = next(f for f in dataclasses.fields(schema) if f.name == key)

@@ -49,6 +49,20 @@ def activation_field(default):
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"  # the one-machine store (conf/tracking/local.yaml)
 
 
+# ---- paths: every folder and file, named once (conf/paths/default.yaml); other groups interpolate them
+@dataclass
+class PathsConfig:
+    data: Optional[str] = None
+    images: Optional[str] = None
+    labels: Optional[str] = None
+    cache: str = "~/.cache/likepred"
+    output: str = "outputs"
+
+
+# keys that moved: the old spelling is refused with a one-line hint naming the new one
+RENAMED = {"data.images_dir": "paths.images", "data.labels_path": "paths.labels"}
+
+
 # ---- data
 @dataclass
 class DataConfig:
@@ -61,8 +75,6 @@ class DataConfig:
     drop_videos: bool = False
     max_followers: Optional[int] = rng(1_000_000, lo=1)
     drop_zero_likes: bool = True
-    images_dir: Optional[str] = None
-    labels_path: Optional[str] = None
     # synthetic only
     n_users: int = rng(300, lo=2)
     min_posts: int = rng(8, lo=1)
@@ -184,6 +196,7 @@ class RootConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -222,7 +235,7 @@ class NetConfig(ModelConfig):
 
 
 GROUPS = {  # group -> schema, for the ConfigStore
-    "data": DataConfig, "split": SplitConfig, "features": FeaturesConfig, "target": TargetConfig,
+    "paths": PathsConfig, "data": DataConfig, "split": SplitConfig, "features": FeaturesConfig, "target": TargetConfig,
     "loss": LossConfig, "optimizer": OptimizerConfig, "trainer": TrainerConfig, "tracking": TrackingConfig,
     "images": ImagesConfig,
 }
