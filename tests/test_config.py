@@ -197,3 +197,15 @@ def test_moved_key_on_the_command_line_is_one_line_naming_the_new_key(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "likepred: error: data.images_dir: renamed to paths.images (give paths.images=...)"], proc.stderr
+
+
+def test_presets_compose_and_pass_the_checks(make_cfg, tmp_path):
+    from likepred.checks import check
+
+    cold = make_cfg("+experiment=cold_start", f"data.path={tmp_path}", tiny=False)
+    assert (cold.split.kind, cold.target.name, cold.model.name) == ("user", "likes_per_follower", "gbm")
+    check(cold)
+    fast = make_cfg("+experiment=profiles_fast", f"data.path={tmp_path}", tiny=False)
+    check(fast)
+    # no caption embedding: profiles_fast needs no `text` extra
+    assert "caption_embedding" not in fast.features.extractors and "caption_stats" in fast.features.extractors
