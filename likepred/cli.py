@@ -16,7 +16,7 @@ import sys
 
 # name -> ("module:function(argv) -> exit code", one line for --help); add a command here.
 COMMANDS = {
-    "train": ("likepred.commands.train:main", "one experiment, or a sweep with --multirun (the default command)"),
+    "train": ("likepred.__main__:main", "one experiment, or a sweep with --multirun (the default command)"),
     "predict": ("likepred.commands.predict:main", "likes of planned posts from a logged model"),
     "report": ("likepred.commands.report:main", "a sweep's comparison table and chart"),
     "compare": ("likepred.commands.compare:main", "two runs' paired difference with its 95% interval"),
@@ -41,10 +41,9 @@ def main():
         sys.argv[1:] = argv = argv[1:]
     if argv in (["--help"], ["-h"]):
         print(commands_help())
-    from likepred.__main__ import app
-    from likepred.commands.train import main as train
+    from likepred.__main__ import main as app
 
-    train(app)
+    app()
 
 
 if __name__ == "__main__":

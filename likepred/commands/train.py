@@ -27,11 +27,10 @@ def _exit_now():
     os._exit(_status)
 
 
-def main(app=None):
-    """The command: a fast --help, else Hydra's app (`likepred.__main__.app`)."""
+def main(app):
+    """The command around `app`, Hydra's app (likepred/__main__.py hands it over): a fast --help,
+    else the app."""
     global _status
-    if app is None:
-        from likepred.__main__ import app
     helped = fast_help(sys.argv[1:]) if {"--help", "-h"} & set(sys.argv[1:]) else None
     if helped is not None:
         print(helped)
