@@ -68,7 +68,7 @@ def wait_running(uri, pred, timeout=180):
 def test_sigkilled_run_and_sweep_are_marked_killed_by_the_next_run(tmp_path, cache_dir, capsys):
     from omegaconf import OmegaConf
 
-    from likepred.tracking import report
+    from likepred.commands import report
     from likepred.tracking.store import ensure_experiment
 
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
