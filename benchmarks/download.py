@@ -9,11 +9,14 @@ Serves one generated ~640x640 JPEG for every path, downloads N of them at
 import argparse
 import io
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.helpers
+from tests.helpers import HTTPServer, send  # noqa: E402
 
 from likepred.images.download import DownloadItem, download_images
 
@@ -29,22 +32,8 @@ def make_jpeg(side=640, seed=0):
     return out.getvalue()
 
 
-def serve(body):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.request_queue_size = 128
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    return httpd
+def serve(body) -> HTTPServer:
+    return HTTPServer(lambda handler: send(handler, 200, "image/jpeg", body), queue=128, poll=0.05)
 
 
 def main():
@@ -56,7 +45,7 @@ def main():
 
     body = make_jpeg()
     httpd = serve(body)
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    base = httpd.base
     items = [DownloadItem(f"{base}/p/{i}.jpg?sig=x", f"{i}.jpg") for i in range(args.n)]
     try:
         with tempfile.TemporaryDirectory() as out_dir:
@@ -70,8 +59,7 @@ def main():
             print(f"resume: {second.skipped} skipped in {second.seconds:.2f} s"
                   f" ({second.skipped / second.seconds:.0f} images/s)")
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        httpd.close()
 
 
 if __name__ == "__main__":

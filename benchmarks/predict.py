@@ -31,7 +31,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 import numpy as np
 from hydra import compose, initialize_config_dir
 
-from likepred.serving.predict import load_model, predict_file
+from likepred.commands.predict import load_model, predict_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -216,7 +216,7 @@ def main():
                     t = time.perf_counter()
                     keep = {}
                     with contextlib.redirect_stdout(io.StringIO()):
-                        m = train(cfg, keep)
+                        m = train(cfg, keep=keep)
                     table = keep["table"].merge(peers[split, seed, fold], on=KEYS, validate="one_to_one")
                     assert len(table) == len(keep["table"]), "the peer's rows are not the run's"
                     tables.append(table)

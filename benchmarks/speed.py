@@ -23,13 +23,13 @@ PARTS = [
     ("imports (every module, all parts)", "<frozen importlib._bootstrap>:_find_and_load"),
     ("Hydra: compose the config", "hydra/_internal/config_loader_impl.py:load_configuration"),
     ("config check", "likepred/config/__init__.py:check"),
-    ("MLflow run start + end", "likepred/tracking/run.py:job_run"),
+    ("MLflow run start + end", "likepred/tracking/run.py:open_run"),
     ("load data (cached)", "likepred/data/__init__.py:load_dataset"),
     ("features + target (fit, transform)", "likepred/pipeline.py:prepare"),
     ("model fit (Keras)", "likepred/models/keras_estimator.py:fit"),
     ("  JAX compiling", "jax/_src/compiler.py:compile_or_get_cached"),
     ("evaluate (model + baselines)", "likepred/evaluation/__init__.py:evaluate"),
-    ("log results (metrics, files)", "likepred/tracking/run.py:log_files"),
+    ("log results (metrics, files)", "likepred/tracking/run.py:log_folder"),
     ("package + log the model", "likepred/train.py:_log_model"),
 ]
 

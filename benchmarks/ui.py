@@ -13,8 +13,6 @@ free 127.0.0.1 port; the process tree is counted a few seconds after the page an
 import argparse
 import os
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,13 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.helpers
+from tests.helpers import free_port, stop_group  # noqa: E402
+
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tree(pid) -> list:
@@ -81,12 +76,7 @@ def start(cmd, port, env, settle, prints_url) -> dict:
         pids = tree(proc.pid)
         return {"first_200": first_200, "url": url_at, "procs": len(pids), "cpu": cpu_seconds(pids)}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc)
         os.unlink(log.name)
 
 

@@ -68,17 +68,18 @@ def run(overrides: Sequence[str] = (), tracking_uri: str | None = None) -> Resul
     """Run one experiment in this process; return its metrics, run id and fitted predictor.
 
     `tracking_uri` sets tracking.uri (default: the config's, sqlite:///mlruns/mlflow.db)."""
-    from likepred.config import check
+    from likepred.checks import check
     from likepred.plugins import load as load_plugins
-    from likepred.tracking.run import job_run
+    from likepred.tracking.run import open_run
     from likepred.train import train
 
     extra = [f"tracking.uri={tracking_uri}"] if tracking_uri else []
     cfg = compose([*overrides, *extra])
     load_plugins(cfg)
     check(cfg)
-    with job_run(cfg) as run_id:
-        metrics = train(cfg)
+    with open_run(cfg) as run:
+        metrics = train(cfg, run)
+    run_id = run.run_id
     predictor = None
     if run_id and cfg.tracking.log_model:
         predictor = load(run_id, tracking_uri=cfg.tracking.uri)
@@ -95,7 +96,7 @@ def runs(experiment: str | None = None, filter: str | None = None,  # noqa: A002
 
     from likepred.errors import ConfigError
     from likepred.registry import closest
-    from likepred.serving.locate import default_store
+    from likepred.stores import default_store
     from likepred.tracking.store import use_store
 
     uri = tracking_uri or default_store()
@@ -116,7 +117,7 @@ def compare(run_a: str, run_b: str, tracking_uri: str | None = None, n_boot: int
     from mlflow.tracking import MlflowClient
 
     from likepred.commands.compare import compare_runs
-    from likepred.serving.locate import default_store
+    from likepred.stores import default_store
     from likepred.tracking.store import prepare_uri
 
     return compare_runs(MlflowClient(prepare_uri(tracking_uri or default_store())), run_a, run_b, n_boot, seed, mature)
@@ -129,7 +130,7 @@ def load(run_or_model_uri: str, tracking_uri: str | None = None, trust_pickle: b
     the run's `plugins` key) are imported first, so a model that uses a plugin's classes loads
     (without pickle, when the plugin's estimator has save/load)."""
     from likepred.plugins import load as load_plugins
-    from likepred.serving.predict import load_model
+    from likepred.commands.predict import load_model
 
     load_plugins({"plugins": list(plugins)})
     uri = f"runs:/{run_or_model_uri}/model" if RUN_ID.fullmatch(run_or_model_uri) else run_or_model_uri

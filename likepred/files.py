@@ -13,57 +13,58 @@ def cache_root() -> Path:
     return Path(os.environ.get("LIKEPRED_CACHE") or "~/.cache/likepred").expanduser()
 
 
-def write_atomic(path, data: bytes | str, suffix: str = ".tmp", fsync: bool = True) -> None:
-    """Write `data` to a temp file beside `path`, then rename it over `path`.
-
-    The rename is atomic on one filesystem: readers see the old file or the
-    new one. A crash leaves at most a hidden `.NAME.*SUFFIX` temp file, which
-    writers that resume can recognise and delete.
-    """
-    path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path, suffix: str = ".tmp", fsync: bool = True, durable_rename: bool = False):
+    """The one atomic writer: yields a temp path beside `path` (a hidden `.NAME.*SUFFIX`) for the
+    block to write (by name: h5py, np.savez, ...); when the block ends without error it is
+    fsynced (unless `fsync=False`), made 0644 and renamed over `path`, and with `durable_rename`
+    the folder is fsynced too (the rename survives a power cut). The rename is atomic on one
+    filesystem: readers see the old file or the new one. On an error the temp file is deleted;
+    a crash leaves at most the temp file, which writers that resume can recognise and delete.
+    A full disk names the file it was for."""
+    path = Path(path)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     except OSError as e:
         raise OSError(e.errno, e.strerror, str(path)) from None
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        yield tmp
+        if fsync:
+            _fsync(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; caches are shared
         os.replace(tmp, path)
+        if durable_rename:
+            _fsync(path.parent)
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         if isinstance(e, OSError) and not e.filename:  # a full disk: name the file it was for
             raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 
+def write_atomic(path, data: bytes | str, suffix: str = ".tmp", fsync: bool = True) -> None:
+    """Write `data` (text as UTF-8) to `path` atomically (`atomic_path`)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path, suffix, fsync) as tmp:
+        tmp.write_bytes(raw)
+
+
 @contextmanager
 def open_atomic(path, suffix: str = ".tmp", fsync: bool = True):
     """A binary file to write in pieces (a table too big to hold), renamed over `path` when the
-    block ends without error, as `write_atomic` does; on an error the temp file is deleted."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    block ends without error (`atomic_path`)."""
+    with atomic_path(path, suffix, fsync) as tmp, open(tmp, "wb") as f:
+        yield f
 
 
 def write_npz(path, **arrays) -> None:

@@ -1,6 +1,6 @@
-"""`python -m likepred.predict`: the predict command (likepred/serving/predict.py)."""
+"""`python -m likepred.predict`: the old spelling of `likepred predict` (likepred/commands/predict.py)."""
 
-from likepred.serving.predict import main
+from likepred.commands.predict import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -109,7 +109,7 @@ def check_ray(config) -> None:
 def check_store(tcfg) -> None:
     """The tracking store's folder and tracking.artifact_root are writable (local ones only); no
     MLflow here: a config typo found next must not have created a store."""
-    from likepred.tracking.store import sqlite_path
+    from likepred.stores import sqlite_path
 
     db = sqlite_path(tcfg.uri)
     if db is None and tcfg.uri.startswith("file:"):

@@ -1,4 +1,5 @@
-"""Hydra's task around `train`: config checks, the job's MLflow run, failures, resume, thread caps."""
+"""Hydra's task around `train`: config checks, the job's MLflow run (opened here, handed to
+`train`), failures, resume, thread caps."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def run_job(cfg: DictConfig):
     sweep exits 1 at its end naming the job. A finished job with the same config is skipped
     (resume). Alone, a LikepredError is one line for people, not a traceback.
     """
-    from likepred.config import check
+    from likepred.checks import check
     from likepred.plugins import load as load_plugins
-    from likepred.tracking.run import job_run
+    from likepred.tracking.run import open_run
     from likepred.tracking.sweep import current_job, prepare_job, reuse_finished, score
     from likepred.tracking.trial import Pruned
     from likepred.train import train
@@ -40,10 +41,10 @@ def run_job(cfg: DictConfig):
             done, value = reuse_finished(cfg, job)
             if done:
                 return value
-        with job_run(cfg, job):
+        with open_run(cfg, job) as run:  # the one owner of the job's MLflow run
             if job is not None:
                 check(cfg)  # inside the run: the sweep's summary lists the job as FAILED
-            metrics = train(cfg)
+            metrics = train(cfg, run)
     except Pruned as e:  # an Optuna trial stopped early: not a failure
         log.info("job #%s: %s", job.num if job else "-", e)
         return None

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from likepred.config import check
+from likepred.checks import check
 from likepred.errors import ConfigError
 
 # (overrides, what the one-line error must say)
@@ -29,7 +29,10 @@ BAD = [
     (["loss.name=MAPE"], r"loss.name='MAPE': not one of mape, mae, mse"),
     (["+data.n_user=5"], r"data.n_user: unknown key \(did you mean 'n_users'\?\)"),
     (["data.source=csv"], r"data.source='csv' is unknown; known: .*profiles"),
-    (["data=profiles"], r"data.path: required"),
+    (["data=profiles"], r"data.path: required.*paths.data="),
+    # issue 21: the keys that moved to the paths group
+    (["+data.images_dir=x"], r"^data.images_dir: renamed to paths.images \(give paths.images=...\)$"),
+    (["+data.labels_path=x"], r"^data.labels_path: renamed to paths.labels"),
     (["split.kind=time"], r"split.kind='time' is unknown; known: chrono"),
     (["split.test_frac=0.5", "split.val_frac=0.5"], r"split.test_frac \+ split.val_frac = 1: must be < 1"),
     (["target.name=positivty"], r"target.name='positivty' is unknown \(did you mean 'positivity'\?\)"),
@@ -176,3 +179,33 @@ def test_hydra_errors_are_one_line_exit_2(args, message, cache_dir, tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("likepred: error: ") and re.search(message, lines[0]), lines[0]
+
+
+def test_paths_group_names_each_folder_once(make_cfg, tmp_path):
+    """issue 21: data.path, images.dir, the caches and the output folders interpolate paths.*."""
+    cfg = make_cfg("data=profiles", f"paths.data={tmp_path}", f"paths.images={tmp_path}/img",
+                   f"paths.cache={tmp_path}/cache", "tracking.enabled=false", tiny=False)
+    assert cfg.data.path == str(tmp_path) and cfg.images.dir == f"{tmp_path}/img"
+    assert cfg.images.cache_dir == f"{tmp_path}/cache/features"
+    check(cfg)
+    assert make_cfg(f"paths.cache={tmp_path}/c").data.path == f"{tmp_path}/c/synthetic"
+
+
+def test_moved_key_on_the_command_line_is_one_line_naming_the_new_key(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "likepred", "data.images_dir=x"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "likepred: error: data.images_dir: renamed to paths.images (give paths.images=...)"], proc.stderr
+
+
+def test_presets_compose_and_pass_the_checks(make_cfg, tmp_path):
+    from likepred.checks import check
+
+    cold = make_cfg("+experiment=cold_start", f"data.path={tmp_path}", tiny=False)
+    assert (cold.split.kind, cold.target.name, cold.model.name) == ("user", "likes_per_follower", "gbm")
+    check(cold)
+    fast = make_cfg("+experiment=profiles_fast", f"data.path={tmp_path}", tiny=False)
+    check(fast)
+    # no caption embedding: profiles_fast needs no `text` extra
+    assert "caption_embedding" not in fast.features.extractors and "caption_stats" in fast.features.extractors

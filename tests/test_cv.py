@@ -22,7 +22,7 @@ def test_folds_on_the_command_line_become_a_sweep_over_the_folds():
 
 
 def test_a_folds_setting_outside_the_command_line_is_refused(make_cfg):
-    from likepred.config import check
+    from likepred.checks import check
     from likepred.errors import ConfigError
 
     with pytest.raises(ConfigError, match="on the command line"):

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
+from helpers import HTTPServer, send
 from likepred.errors import ConfigError
 from likepred.images.download import DownloadItem, download_images, items_from_posts
 
@@ -57,77 +57,67 @@ class Server:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+        def do_get(handler):
+            path = urlsplit(handler.path).path
+            with server.lock:
+                server.hits[path] += 1
+                hits = server.hits[path]
+            kind = path.split("/")[1]
+            if kind in ("drip", "huge", "endless", "toftp"):
+                return hostile(handler, kind)
+            status, ctype, body = 200, "image/jpeg", JPEG
+            if kind == "png":
+                ctype, body = "image/png", PNG
+            elif kind == "missing":
+                status, ctype, body = 404, "text/html", b"not found"
+            elif kind == "flaky" and hits == 1 or kind == "down":
+                status, ctype, body = 500, "text/html", b"oops"
+            elif kind == "html":
+                body = HTML
+            elif kind == "truncated":
+                body = JPEG[: len(JPEG) // 2]
+            elif kind == "empty":
+                body = b""
+            elif kind == "bomb":
+                ctype, body = "image/png", bomb_png()
+            send(handler, status, ctype, body)
 
-            def do_GET(self):
-                path = urlsplit(self.path).path
-                with server.lock:
-                    server.hits[path] += 1
-                    hits = server.hits[path]
-                kind = path.split("/")[1]
-                if kind in ("drip", "huge", "endless", "toftp"):
-                    return self.hostile(kind)
-                status, ctype, body = 200, "image/jpeg", JPEG
-                if kind == "png":
-                    ctype, body = "image/png", PNG
-                elif kind == "missing":
-                    status, ctype, body = 404, "text/html", b"not found"
-                elif kind == "flaky" and hits == 1 or kind == "down":
-                    status, ctype, body = 500, "text/html", b"oops"
-                elif kind == "html":
-                    body = HTML
-                elif kind == "truncated":
-                    body = JPEG[: len(JPEG) // 2]
-                elif kind == "empty":
-                    body = b""
-                elif kind == "bomb":
-                    ctype, body = "image/png", bomb_png()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def hostile(self, kind):
-                if kind == "toftp":
-                    self.send_response(302)
-                    self.send_header("Location", "ftp://127.0.0.1:9/x.jpg")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "image/jpeg")
-                if kind != "endless":
-                    self.send_header("Content-Length", str(300 << 20 if kind == "huge" else len(JPEG)))
-                self.end_headers()
-                try:
-                    if kind == "drip":  # each byte well within the socket timeout: only a deadline stops it
-                        for b in JPEG[:600]:
-                            self.wfile.write(bytes([b]))
-                            self.wfile.flush()
-                            time.sleep(0.1)
-                    else:
-                        for _ in range(300 << 4):  # 300 MB
-                            self.wfile.write(bytes(1 << 16))
-                except OSError:  # the client hung up: what we want
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.http = HTTPServer(do_get)
+        self.base = self.http.base
 
     def url(self, path):
         return self.base + path
 
 
+def hostile(handler, kind):
+    if kind == "toftp":
+        handler.send_response(302)
+        handler.send_header("Location", "ftp://127.0.0.1:9/x.jpg")
+        handler.end_headers()
+        return
+    handler.send_response(200)
+    handler.send_header("Content-Type", "image/jpeg")
+    if kind != "endless":
+        handler.send_header("Content-Length", str(300 << 20 if kind == "huge" else len(JPEG)))
+    handler.end_headers()
+    try:
+        if kind == "drip":  # each byte well within the socket timeout: only a deadline stops it
+            for b in JPEG[:600]:
+                handler.wfile.write(bytes([b]))
+                handler.wfile.flush()
+                time.sleep(0.1)
+        else:
+            for _ in range(300 << 4):  # 300 MB
+                handler.wfile.write(bytes(1 << 16))
+    except OSError:  # the client hung up: what we want
+        pass
+
+
 @pytest.fixture
 def server():
     s = Server()
-    thread = threading.Thread(target=s.httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+    with s.http:
+        yield s
 
 
 def _run(items, out_dir, **kw):

@@ -16,6 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
+from helpers import free_port
+
 from likepred.errors import DataError
 from likepred.images.cache import FeatureCache, cached_features, content_hash
 
@@ -66,7 +68,7 @@ def wait_running(uri, pred, timeout=180):
 def test_sigkilled_run_and_sweep_are_marked_killed_by_the_next_run(tmp_path, cache_dir, capsys):
     from omegaconf import OmegaConf
 
-    from likepred.tracking import report
+    from likepred.commands import report
     from likepred.tracking.store import ensure_experiment
 
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
@@ -150,14 +152,6 @@ def test_a_run_that_finishes_between_the_listing_and_the_write_is_not_marked_kil
 
 
 # ---- unreachable servers: one line within the configured timeout, never minutes of retries
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.parametrize("case", ["http_silent", "postgres_refused", "ray_refused"])
 def test_unreachable_server_is_one_line_within_its_timeout(case, tmp_path, cache_dir):

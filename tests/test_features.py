@@ -88,7 +88,7 @@ def test_hashtag_score_from_ranking_file(make_cfg, tmp_path):
 
 
 def test_leaky_features_need_legacy_split(make_cfg):
-    from likepred.config import check
+    from likepred.checks import check
 
     with pytest.raises(ConfigError, match="split=legacy"):
         check(make_cfg("features=metadata_leaky", "split=chrono"))
@@ -215,3 +215,16 @@ def test_profiles_best_takes_another_target_cleanly(make_cfg):
     assert make_cfg("+experiment=profiles_best", "data.path=x", tiny=False).target.base == "lognormal"
     cfg = make_cfg("+experiment=profiles_best", "data.path=x", "target=log_likes", tiny=False)
     assert cfg.target.name == "log_likes" and "base" not in cfg.target
+
+
+def test_hashtag_score_matches_tags_written_with_hash(tmp_path):
+    """Scraped tags keep their '#' (data=profiles): they must still match the ranking list."""
+    from likepred.features.metadata import HashtagScore
+
+    ranking = tmp_path / "top.txt"
+    ranking.write_text("love instagood photooftheday\n")
+    posts = pd.DataFrame({"tags": [["#love"], ["love"], ["#Instagood", "#nope"], []]})
+    s = HashtagScore(str(ranking)).fit(posts).transform(posts)["log_hashtag_score"].to_numpy()
+    assert s[0] == s[1] == np.log1p(10000) and s[2] == np.log1p(9999) and s[3] == 0
+    by_freq = HashtagScore().fit(posts).transform(posts)["log_hashtag_score"].to_numpy()
+    assert by_freq[0] == by_freq[1] > 0  # '#love' and 'love' are one tag

@@ -159,12 +159,13 @@ def test_survives_sigkill_mid_extraction(tmp_path):
 KILLED_MERGE = textwrap.dedent("""
     import sys, time
     import numpy as np
+    import likepred.files
     import likepred.images.cache as c
     root, flag, *paths = sys.argv[1:]
     def stall(path):  # the new .h5 is written, not yet swapped in: get killed here
         open(flag, "w").close()
         time.sleep(60)
-    c._fsync = stall
+    likepred.files._fsync = stall  # the one atomic writer (likepred.files.atomic_path)
     fn = lambda ps: np.stack([np.frombuffer(open(p, "rb").read()[:8], np.uint8) for p in ps]).astype(np.float32)
     c.cached_features(paths, fn, c.FeatureCache(root, "k", 8), batch_size=2, progress=False)
 """)

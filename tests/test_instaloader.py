@@ -123,7 +123,7 @@ def test_reads_posts_profiles_and_pictures(il_cfg, downloads):
 
 
 def test_relative_path_pictures_and_the_study_filters(il_cfg, downloads, monkeypatch):
-    from likepred.config import check
+    from likepred.checks import check
     from likepred.features import FeatureContext, build_features
 
     monkeypatch.chdir(downloads.parent)
@@ -161,7 +161,7 @@ def test_bad_folders_say_which_file(il_cfg, downloads, tmp_path):
 
 
 def test_path_is_required(make_cfg):
-    from likepred.config import check
+    from likepred.checks import check
 
     with pytest.raises(ConfigError, match="data.path: required"):
         check(make_cfg("data=instaloader", tiny=False))
@@ -173,7 +173,7 @@ def test_image_model_trains_and_predicts_on_the_pictures(il_cfg, downloads, tmp_
     predict command on one planned post with its own picture."""
     import mlflow
 
-    from likepred.serving.predict import main as predict_main
+    from likepred.commands.predict import main as predict_main
     from likepred.train import train
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"

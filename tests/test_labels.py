@@ -197,7 +197,7 @@ def test_train_rows_cluster_scores_leave_themselves_out(make_cfg):
 
 
 def test_leaky_clusters_are_labelled_and_do_read_test_likes(make_cfg):
-    from likepred.config import check
+    from likepred.checks import check
 
     with pytest.raises(ConfigError, match="split=legacy"):
         check(ae_cfg(make_cfg, "labels_clusters_leaky", "split=chrono"))
@@ -309,6 +309,6 @@ def test_annotate_command_against_local_vision_then_train(server, make_cfg, tmp_
     # a rerun sends nothing
     assert main(["annotate", f"images.dir={images}", f"labels.path={out}"], client=server.client) == 0
     assert len(server.requests) == -(-len(latent) // 16)
-    cfg.data.labels_path = str(out)
+    cfg.paths.labels = str(out)
     metrics = run_train(cfg)
     assert np.isfinite(metrics["test_mape"])

@@ -5,8 +5,6 @@ report` with no argument, and a model served by MLflow's own scoring server."""
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +12,8 @@ import urllib.error
 import urllib.request
 
 import pytest
+
+from helpers import free_port, stop_group
 
 
 TINY = ["data.n_users=30", "data.min_posts=10", "data.max_posts=15", "trainer.epochs=1", "trainer.verbose=0"]
@@ -44,7 +44,7 @@ def test_the_users_variable_is_seen_through_mlflows_overwrite(monkeypatch, tmp_p
     summary still says where the store came from."""
     import mlflow
 
-    from likepred.serving.locate import default_store, store_source, user_store_env
+    from likepred.stores import default_store, store_source, user_store_env
     from likepred.tracking.store import use_store
 
     given, mine = f"sqlite:///{tmp_path}/given.db", f"sqlite:///{tmp_path}/mine.db"
@@ -134,12 +134,6 @@ def test_the_store_rule_in_help_and_report(tmp_path):
     assert not (tmp_path / "none").exists()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def post(url, body):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
@@ -204,12 +198,7 @@ def test_mlflow_scoring_server_turns_a_bad_field_into_invalid_parameter_value(tm
         assert body["message"].endswith("likepred: row 1, field date: unparseable date 'not a date'"), body
         assert "stack_trace" not in body and "Traceback" not in json.dumps(body)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)
         log.close()
 
 

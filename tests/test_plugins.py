@@ -144,7 +144,7 @@ def test_plugins_key_in_a_joblib_sweep_and_an_ensemble(tmp_path, cache_dir):
 
     client = mlflow.MlflowClient(uri)
     sweep = client.search_runs([client.get_experiment_by_name("sweep").experiment_id])
-    children = [r for r in sweep if "likepred.job" in r.data.tags]
+    children = [r for r in sweep if "likepred.job" in r.data.tags]  # tracking.keys.JOB
     assert sorted(r.data.params["model.shrink"] for r in children) == ["0.5", "1.0"]
     assert all(r.info.status == "FINISHED" and "test_mape" in r.data.metrics for r in children)
     ens = client.search_runs([client.get_experiment_by_name("ens").experiment_id])[0]
@@ -191,6 +191,6 @@ def test_plugin_model_on_a_ray_cluster(plugin_ray_head, plugin_site, tmp_path, c
 
     client = mlflow.MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("likepred").experiment_id])
-    children = [r for r in runs if "likepred.job" in r.data.tags]
+    children = [r for r in runs if "likepred.job" in r.data.tags]  # tracking.keys.JOB
     assert len(children) == 2 and all(r.info.status == "FINISHED" and "test_mape" in r.data.metrics
                                       for r in children)

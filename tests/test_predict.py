@@ -60,14 +60,14 @@ def logged(tmp_path_factory, cache_dir):
 
 @pytest.fixture(scope="module")
 def predictor(logged):
-    from likepred.serving.predict import load_model
+    from likepred.commands.predict import load_model
 
     store, run_id, cfg = logged
     return load_model(f"runs:/{run_id}/model", cfg.tracking.uri)
 
 
 def cli(logged, *args, model=None):
-    from likepred.serving.predict import main
+    from likepred.commands.predict import main
 
     store, run_id, cfg = logged
     return main(["--model", model or f"runs:/{run_id}/model", "--tracking-uri", cfg.tracking.uri, *args])
@@ -280,14 +280,14 @@ def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys)
         assert out == "" and err.count("\n") == 1 and err.startswith("likepred.predict: error: ")
         assert message.match(err[25:]) if isinstance(message, re.Pattern) else err[25:] == f"{message}\n"
     # the output and the posts are checked before the model is looked for
-    from likepred.serving.predict import main
+    from likepred.commands.predict import main
 
     assert main(["--model", "runs:/nope/model", str(latin)]) == 2
     assert "latin.json: not UTF-8" in capsys.readouterr().err
 
 
 def test_a_missing_store_is_refused_not_created(logged, tmp_path, capsys):
-    from likepred.serving.predict import main
+    from likepred.commands.predict import main
 
     post = str(write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY}))
     for uri, path in ((f"sqlite:///{tmp_path}/typo/mlflow.db", tmp_path / "typo"),
@@ -342,7 +342,7 @@ def test_the_model_is_a_logged_model_and_data_not_code(logged, tmp_path, capsys)
 def test_a_fresh_process_imports_neither_mlflow_nor_scikit_learn(logged, tmp_path):
     store, run_id, cfg = logged
     post = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
-    code = ("import sys; from likepred.serving.predict import main; rc = main(['--model', 'runs:/%s/model', "
+    code = ("import sys; from likepred.commands.predict import main; rc = main(['--model', 'runs:/%s/model', "
             "'--tracking-uri', '%s', '%s']); print(sorted(m for m in ('mlflow', 'sklearn', 'keras', 'jax') "
             "if m in sys.modules), rc)" % (run_id, cfg.tracking.uri, post))
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -365,7 +365,7 @@ def test_predictions_are_never_negative_and_say_so(logged, predictor, tmp_path, 
     neg.pipeline = copy.copy(predictor.pipeline)
     real = predictor.pipeline.predict_likes
     neg.pipeline.predict_likes = lambda est, data, **kw: real(est, data, **kw) - 1e6  # any model gone astray
-    from likepred.serving.predict import predict_file
+    from likepred.commands.predict import predict_file
 
     path = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
     assert predict_file(neg, path) == 0

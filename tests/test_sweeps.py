@@ -93,7 +93,7 @@ def test_config_hash_ignores_bookkeeping_but_not_settings(make_cfg):
 
 def test_tuning_on_test_rows_is_refused(make_cfg):
     from likepred.errors import ConfigError
-    from likepred.config import check_optimized_metric
+    from likepred.checks import check_optimized_metric
 
     check_optimized_metric(make_cfg())
     with pytest.raises(ConfigError, match="optimized_metric='test_mape'"):
@@ -187,7 +187,7 @@ def test_failing_job_does_not_sink_the_sweep_and_resume_skips_finished(tmp_path,
     assert children3[0].data.tags["likepred.config_hash"] == children[0].data.tags["likepred.config_hash"]
 
     # the report command reads the same table back
-    rep = subprocess.run([sys.executable, "-m", "likepred.tracking.report", str(sweep_dir), "--out", str(tmp_path / "rep")],
+    rep = subprocess.run([sys.executable, "-m", "likepred.cli", "report", str(sweep_dir), "--out", str(tmp_path / "rep")],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert rep.returncode == 0, rep.stderr
     assert "split.test_frac=0.9  FAILED" in rep.stdout and "#3 FAILED: ConfigError" in rep.stdout

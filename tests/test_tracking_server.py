@@ -1,8 +1,6 @@
 """A sweep logged to a real MLflow tracking server (as cluster jobs would), read back over REST."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,15 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import free_port, stop_group
+
 from test_sweeps import SUMMARY, TINY, parent_and_children
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -48,13 +42,7 @@ def mlflow_server(backend_uri: str, root: Path):
             time.sleep(0.5)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+        stop_group(proc, timeout=15)
         log.close()
 
 

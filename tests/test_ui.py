@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import free_port, stop_group
+
 from likepred.tracking import view
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -27,12 +29,6 @@ DRIVER = shutil.which("chromedriver")
 TINY = ["data.n_users=40", "data.min_posts=10", "data.max_posts=20", "trainer.verbose=0", "tracking.log_model=false"]
 MODELS = ("best_constant", "user_mean")
 SHOWN = view.METRICS[:4]  # test_mape, its 95% interval (ci_low, ci_high), test_mape_mature
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children(pid) -> list:
@@ -98,9 +94,7 @@ def ui(store, tmp_path_factory):
             time.sleep(0.3)
         yield proc, m.group(1), log_path
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        stop_group(proc, signal.SIGKILL)
         log.close()
 
 

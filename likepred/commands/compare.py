@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     try:
         from mlflow.tracking import MlflowClient
 
-        from likepred.serving.locate import default_store
+        from likepred.stores import default_store
         from likepred.tracking.store import prepare_uri
 
         client = MlflowClient(prepare_uri(args.uri or default_store()))

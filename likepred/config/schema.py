@@ -1,15 +1,15 @@
-"""Typed configs: one dataclass per config group (and per model, registered beside its builder).
+"""Typed configs: one dataclass per config group (each model's beside its builder, in likepred/models/).
 
 Each field has its type and default as in `likepred/conf`; `rng(...)` adds the allowed range.
 They are stored in Hydra's ConfigStore under `schema/<group>` and checked by
-`likepred.config.check` before any data is read. OmegaConf gives unknown keys and wrong types;
+`likepred.checks.check` before any data is read. OmegaConf gives unknown keys and wrong types;
 ranges and cross-field rules are ours.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
 
 def rng(default, lo=None, hi=None, lo_open=False, hi_open=False):
@@ -49,6 +49,20 @@ def activation_field(default):
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"  # the one-machine store (conf/tracking/local.yaml)
 
 
+# ---- paths: every folder and file, named once (conf/paths/default.yaml); other groups interpolate them
+@dataclass
+class PathsConfig:
+    data: Optional[str] = None
+    images: Optional[str] = None
+    labels: Optional[str] = None
+    cache: str = "~/.cache/likepred"
+    output: str = "outputs"
+
+
+# keys that moved: the old spelling is refused with a one-line hint naming the new one
+RENAMED = {"data.images_dir": "paths.images", "data.labels_path": "paths.labels"}
+
+
 # ---- data
 @dataclass
 class DataConfig:
@@ -61,8 +75,6 @@ class DataConfig:
     drop_videos: bool = False
     max_followers: Optional[int] = rng(1_000_000, lo=1)
     drop_zero_likes: bool = True
-    images_dir: Optional[str] = None
-    labels_path: Optional[str] = None
     # synthetic only
     n_users: int = rng(300, lo=2)
     min_posts: int = rng(8, lo=1)
@@ -184,6 +196,7 @@ class RootConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -196,92 +209,33 @@ class RootConfig:
     images: ImagesConfig = field(default_factory=ImagesConfig)
 
 
-# ---- models (registered beside their builders with `schema=`)
+# ---- models: each model's dataclass lives beside its builder (likepred/models/NAME.py), registered
+# with it (`@register(NAME, schema=...)`); these are the bases they share
 @dataclass
 class ModelConfig:
     name: str = ""
 
 
+def widths(*values):
+    """A list of layer widths (each >= 1), e.g. `layers: list[int] = widths(80, 30, 10)`."""
+    return items(*values, lo=1)
+
+
+def dropout_field(default=0.0):
+    return rng(default, lo=0, hi=1, hi_open=True)
+
+
 @dataclass
-class DenseConfig(ModelConfig):
-    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads
-    layers: list[int] = items(80, 30, 10, lo=1)
+class NetConfig(ModelConfig):
+    """The fields every Keras net here shares: hidden and output activation, dropout."""
+
     activation: str = activation_field("relu")
-    dropout: float = rng(0.2, lo=0, hi=1, hi_open=True)
-    output_activation: str = activation_field("linear")
-
-
-@dataclass
-class GBMConfig(ModelConfig):
-    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads
-    learning_rate: float = rng(0.05, lo=0, lo_open=True)
-    max_iter: int = rng(500, lo=1)
-    max_leaf_nodes: int = rng(15, lo=2)
-    min_samples_leaf: int = rng(20, lo=1)
-    l2_regularization: float = rng(0.0, lo=0)
-    n_iter_no_change: int = rng(30, lo=1)
-
-
-@dataclass
-class EnsembleConfig(ModelConfig):
-    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads (members' own are checked too)
-    members: list[str] = items("gbm", "dense_meta", min_len=1)
-    overrides: Any = field(default_factory=dict)  # per member: {NAME: {key: value}} over conf/model/NAME.yaml
-    step: float = rng(0.05, lo=0, hi=1, lo_open=True)  # grid step of the weights
-
-
-@dataclass
-class LabelsDenseConfig(ModelConfig):
-    layers: list[int] = items(200, 100, 50, lo=1)
-    l1: list[float] = items(1e-4, 1e-4, 0.0, lo=0)
-    dropout: list[float] = items(0.2, 0.0, 0.0, lo=0, hi=1, hi_open=True)
-    activation: str = activation_field("relu")
-    output_activation: str = activation_field("linear")
-
-
-@dataclass
-class CnnMetaConfig(ModelConfig):
-    INPUTS: ClassVar[tuple] = ("meta", "image")  # feature blocks it reads
-    conv: list[int] = items(16, 32, 64, 128, 256, lo=1)
-    kernel: int = rng(3, lo=1)
-    pool: int = rng(2, lo=1)
-    conv_dropout: float = rng(0.25, lo=0, hi=1, hi_open=True)
-    meta_units: int = rng(10, lo=1)
-    dense: list[int] = items(500, 10, lo=1)
-    dropout: float = rng(0.0, lo=0, hi=1, hi_open=True)
-    activation: str = activation_field("relu")
-    output_activation: str = activation_field("linear")
-
-
-@dataclass
-class AlexNetConfig(ModelConfig):
-    INPUTS: ClassVar[tuple] = ("image",)  # feature blocks it reads
-    conv: Any = field(default_factory=list)  # [{filters, kernel, strides, pool}, ...]
-    batch_norm: bool = True
-    pool_size: int = rng(3, lo=1)
-    pool_strides: int = rng(2, lo=1)
-    dense: list[int] = items(1024, 256, lo=1)
-    dropout: float = rng(0.5, lo=0, hi=1, hi_open=True)
-    activation: str = activation_field("relu")
-    output_activation: str = activation_field("linear")
-
-
-@dataclass
-class Vgg19DenseConfig(ModelConfig):
-    INPUTS: ClassVar[tuple] = ("image_features",)  # feature blocks it reads
-    network: str = "vgg19"
-    layer: Optional[str] = None
-    input_size: Optional[int] = rng(None, lo=32)
-    weights: Optional[str] = choice("imagenet", None)
-    weights_path: Optional[str] = None
-    layers: list[int] = items(2000, 1000, 50, lo=1)
-    activation: str = activation_field("relu")
-    dropout: float = rng(0.0, lo=0, hi=1, hi_open=True)
+    dropout: float = dropout_field(0.0)
     output_activation: str = activation_field("linear")
 
 
 GROUPS = {  # group -> schema, for the ConfigStore
-    "data": DataConfig, "split": SplitConfig, "features": FeaturesConfig, "target": TargetConfig,
+    "paths": PathsConfig, "data": DataConfig, "split": SplitConfig, "features": FeaturesConfig, "target": TargetConfig,
     "loss": LossConfig, "optimizer": OptimizerConfig, "trainer": TrainerConfig, "tracking": TrackingConfig,
     "images": ImagesConfig,
 }

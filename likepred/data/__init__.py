@@ -78,14 +78,18 @@ def parse_scrape_date(cfg):
         raise DataError(f"not a date: {cfg.scrape_date!r} (e.g. 2017-05-01)", field="data.scrape_date") from None
 
 
-def load_dataset(cfg) -> Dataset:
+def load_dataset(cfg, images: str | None = None, labels: str | None = None) -> Dataset:
+    """The data of `cfg` (the data group), filtered; `images`, `labels`: the image folder and label
+    file (images.dir, paths.labels; None: the data's own)."""
     posts, users, skips, folder = read_posts(cfg)
     scrape = parse_scrape_date(cfg)
     scrape = posts["date"].max() if scrape is None else scrape
     posts = apply_filters(posts, users, cfg, scrape)
     posts = posts.merge(users[["alias", "followers", "following", "posts_count"]], on="alias", how="left")
     users = users[users["alias"].isin(posts["alias"])].reset_index(drop=True)
-    image_dir, labels, drawn = cfg.get("images_dir"), cfg.get("labels_path"), None
+    image_dir, drawn = images, None
+    if image_dir is None and cfg.source == "instaloader":
+        image_dir = cfg.get("path")  # the pictures lie beside the metadata
     if folder is not None:
         from likepred import synthetic
 

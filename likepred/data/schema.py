@@ -226,7 +226,7 @@ class Skips:
                 "data_duplicate_posts": self.duplicates}
 
     def write_csv(self, folder) -> list:
-        """`skipped.csv` in `folder` when anything was dropped (a Run.log_files writer)."""
+        """`skipped.csv` in `folder` when anything was dropped (the job's results folder)."""
         if not self.rows:
             return []
         path = f"{folder}/skipped.csv"

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from likepred.config import rule
 from likepred.errors import ConfigError, LikepredError
 from likepred.features import Extractor, register
-from likepred.images.download import _as_list, _is_missing, _safe_name, name_from_url
+from likepred.images.download import as_list, is_missing, safe_name, name_from_url
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +29,11 @@ def image_names(posts: pd.DataFrame) -> list:
     urls = posts["url_image"] if "url_image" in posts else [None] * len(posts)
     out = []
     for name, url in zip(posts["image"], urls):
-        found = [str(n) for n in _as_list(name) if not _is_missing(n)]
+        found = [str(n) for n in as_list(name) if not is_missing(n)]
         if found:
             out.append(found[0])
             continue
-        found = [u for u in _as_list(url) if not _is_missing(u)]
+        found = [u for u in as_list(url) if not is_missing(u)]
         out.append(name_from_url(found[0]) if found else None)
     return out
 
@@ -71,7 +70,7 @@ def _inside(name: str) -> str:
     # data names are checked at read time (relative, no '..'; likepred.data.schema): sub-folders
     # are kept (data=instaloader names a profile's folder); anything else is cut to its last part
     parts = name.replace("\\", "/").split("/")
-    return os.path.join(*parts) if ".." not in parts and parts[0] != "" else _safe_name(name)
+    return os.path.join(*parts) if ".." not in parts and parts[0] != "" else safe_name(name)
 
 
 @register("image")
@@ -334,8 +333,8 @@ def _offline_message(network, where, error) -> str:
             f"model.weights_path=/path/to/{name if url else 'weights.h5'} (model.weights=null: random weights, for tests)")
 
 
-@rule
 def check_cnn_weights(cfg):
+    """The cnn_features extractor's weights, checked before any data is read (likepred.checks runs it)."""
     for name, p in (cfg.features.get("extractors") or {}).items():
         if name == "cnn_features" and p:
             check_weights(p.get("network", "vgg19"), p.get("weights", "imagenet"), p.get("weights_path"))

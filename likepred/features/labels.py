@@ -51,9 +51,9 @@ def read_label_file(path) -> dict:
     from likepred.labels.labelfile import load_labels
 
     if not path:
-        raise ConfigError(f"label features need a label file: set data.labels_path ({ANNOTATE_HINT})")
+        raise ConfigError(f"label features need a label file: set paths.labels ({ANNOTATE_HINT})")
     if not Path(path).is_file():
-        raise DataError(f"label file not found; {ANNOTATE_HINT} (or set data.labels_path)", file=path)
+        raise DataError(f"label file not found; {ANNOTATE_HINT} (or set paths.labels)", file=path)
     return load_labels(path)
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from likepred.errors import ConfigError, DataError, LikepredError
+from likepred.files import atomic_path, open_atomic
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +73,6 @@ class CacheStats:
     computed: int = 0  # images the extractor ran on
     failed: int = 0  # images left as NaN rows (errors="nan")
     seconds: float = 0.0
-
-
-def _fsync(path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FeatureCache:
@@ -274,17 +267,11 @@ class FeatureCache:
         if not len(hashes):
             return
         name = f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp = self.pending / f".{name}.part"
-        try:
-            # No fsync: a kill cannot undo a finished write; after an OS crash
-            # a shard may be empty, and an unreadable shard is set aside and
-            # recomputed. The merged .h5 is fsynced: it is the one that counts.
-            with open(tmp, "wb") as f:
-                np.savez(f, hashes=hashes, features=features)
-            os.replace(tmp, self.pending / f"{name}.npz")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # No fsync: a kill cannot undo a finished write; after an OS crash a shard may be empty,
+        # and an unreadable shard is set aside and recomputed. The merged .h5 is fsynced: it is
+        # the one that counts.
+        with open_atomic(self.pending / f"{name}.npz", suffix=".part", fsync=False) as f:
+            np.savez(f, hashes=hashes, features=features)
 
     def compact(self) -> int:
         """Merge pending shards into the .h5 file; returns the rows added."""
@@ -331,8 +318,7 @@ class FeatureCache:
         """The old file's `keep` rows plus the plan's shard rows, into a new file swapped in."""
         n_old = int(keep.sum())
         n = n_old + sum(len(rows) for _, rows in plan)
-        tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
+        with atomic_path(self.file, durable_rename=True) as tmp:
             with h5py.File(tmp, "w", locking=False) as f:
                 f.attrs["extractor_key"], f.attrs["dim"] = self.key, self.dim
                 # fletcher32: a checksum per chunk, so garbled bytes fail on reading instead of
@@ -354,12 +340,6 @@ class FeatureCache:
                             hs[at:at + len(rows)] = z["hashes"][rows]
                             ft[at:at + len(rows)] = z["features"][rows]
                         at += len(rows)
-            _fsync(tmp)
-            os.replace(tmp, self.file)
-            _fsync(self.root)  # make the rename itself durable
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
 
     def _remove_stale_temps(self) -> None:
         now = time.time()

@@ -70,7 +70,7 @@ class _Failed(Exception):
 # ---------------------------------------------------------------- items
 
 
-def _is_missing(value) -> bool:
+def is_missing(value) -> bool:
     if value is None:
         return True
     if isinstance(value, float) and math.isnan(value):
@@ -78,15 +78,15 @@ def _is_missing(value) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _as_list(value) -> list:
-    if _is_missing(value):
+def as_list(value) -> list:
+    if is_missing(value):
         return []
     if isinstance(value, str):
         return [value]
     return list(value)  # list, tuple or numpy array from parquet/json
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
     # Names come from the data; keep only the last path part so a name can
     # never point outside out_dir.
     name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
@@ -96,7 +96,7 @@ def _safe_name(name: str) -> str:
 def name_from_url(url: str) -> str:
     """The URL's last path part, without query string or fragment."""
     path = urllib.parse.urlsplit(url).path
-    return _safe_name(urllib.parse.unquote(path))
+    return safe_name(urllib.parse.unquote(path))
 
 
 def items_from_posts(posts) -> list[DownloadItem]:
@@ -108,12 +108,12 @@ def items_from_posts(posts) -> list[DownloadItem]:
     """
     items, seen, clashes = [], {}, []
     for urls, names in zip(posts["url_image"], posts["image"]):
-        urls = [u.strip() for u in _as_list(urls) if not _is_missing(u)]
-        names = _as_list(names)
+        urls = [u.strip() for u in as_list(urls) if not is_missing(u)]
+        names = as_list(names)
         if len(names) != len(urls):
             names = [None] * len(urls)
         for url, name in zip(urls, names):
-            filename = "" if _is_missing(name) else _safe_name(str(name))
+            filename = "" if is_missing(name) else safe_name(str(name))
             filename = filename or name_from_url(url)
             if filename and filename not in seen:
                 seen[filename] = url
@@ -293,7 +293,7 @@ def _to_jpeg(body: bytes, content_type: str, size) -> bytes:
 
 def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, reserved=None) -> tuple[str, str]:
     """Returns (status, reason) with status 'ok', 'skipped' or 'failed'."""
-    if item.filename != _safe_name(item.filename) or "\0" in item.filename:
+    if item.filename != safe_name(item.filename) or "\0" in item.filename:
         return "failed", f"bad file name {item.filename!r}"
     path = out_dir / item.filename
     if reserved is not None and path.resolve() == reserved:

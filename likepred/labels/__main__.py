@@ -1,103 +1,20 @@
-"""`python -m likepred.labels annotate images.dir=DIR labels.path=FILE [--dry-run]`: see `--help`."""
-
-from __future__ import annotations
+"""`python -m likepred.labels annotate ...`: the old spelling of `likepred annotate`
+(likepred/commands/annotate.py). A thin shim: the one import above this room it makes."""
 
 import sys
-from pathlib import Path
-
-from likepred.errors import ConfigError, LikepredError
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
-HELP = """\
-likepred.labels: label images with Google Cloud Vision (LABEL_DETECTION and a face count),
-written to the study's label file; resumable (a rerun sends only the images not in the file).
-
-Usage: python -m likepred.labels annotate images.dir=DIR [labels.path=FILE] [key=value ...] [--dry-run]
-
-  --dry-run    print how many images and requests a run would make (each costs money); send nothing
-  -h, --help   this text
-
-Credentials: gcloud auth application-default login, or GOOGLE_APPLICATION_CREDENTIALS=key.json.
-Settings (Hydra overrides of conf/annotate.yaml and conf/labels/vision.yaml):
-
-{config}
-Then train on the labels: python -m likepred data=... data.labels_path=FILE features=labels_ae model=labels_dense
-"""
-
-
-def compose_config(overrides):
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose("annotate", overrides=list(overrides))
-    except HydraException as e:
-        raise ConfigError(" ".join(str(e).split())) from None
-
-
-def list_images(folder) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"images.dir: not a folder: {folder}")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
-def _setting(labels, key, kind):
-    try:
-        return kind(labels[key])
-    except (TypeError, ValueError):
-        raise ConfigError(f"labels.{key}: expected {kind.__name__}, got {labels[key]!r}") from None
-
-
-def annotate_command(cfg, dry_run=False, client=None):
-    from omegaconf import MissingMandatoryValue
-
-    from likepred.labels.vision import annotate, errors_path_for, make_client
-
-    try:
-        folder, out = cfg.images.dir, cfg.labels.path
-    except MissingMandatoryValue:
-        raise ConfigError("images.dir is required: python -m likepred.labels annotate images.dir=DIR") from None
-    paths = list_images(folder)
-    if not paths:
-        raise ConfigError(f"images.dir: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-    lab = cfg.labels
-    if client is None and not dry_run and lab.endpoint:  # else annotate() makes one, only if there is work
-        client = make_client(endpoint=lab.endpoint)
-    report = annotate(paths, out, client=client, dry_run=dry_run, max_results=_setting(lab, "max_results", int),
-                      batch_size=_setting(lab, "batch_size", int), retries=_setting(lab, "retries", int),
-                      backoff=_setting(lab, "backoff", float))
-    if not dry_run:
-        print(report.summary())
-    if report.errors:
-        print(f"{len(report.errors)} images failed (listed in {errors_path_for(out)}); a rerun retries them")
-    return report
 
 
 def main(argv=None, client=None) -> int:
-    """Returns the exit status; `client`: an ImageAnnotatorClient to use (tests)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help") or "-h" in args or "--help" in args:
-        from omegaconf import OmegaConf
+    from likepred.commands.annotate import main as annotate
 
-        print(HELP.format(config=OmegaConf.to_yaml(compose_config([]))))
-        return 0
-    command, rest = args[0], args[1:]
-    dry_run = "--dry-run" in rest
-    overrides = [a for a in rest if a != "--dry-run"]
-    try:
-        if command != "annotate":
-            raise ConfigError(f"unknown command {command!r}; the command is: annotate (see --help)")
-        unknown = [a for a in overrides if a.startswith("-")]
-        if unknown:
-            raise ConfigError(f"unknown option {unknown[0]}; options: --dry-run, --help")
-        annotate_command(compose_config(overrides), dry_run, client)
-    except LikepredError as e:
-        print(f"likepred.labels: error: {e}", file=sys.stderr)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        return annotate(["--help"])
+    if args[0] != "annotate":
+        print(f"likepred.labels: error: unknown command {args[0]!r}; the command is: annotate (see --help)",
+              file=sys.stderr)
         return 2
-    return 0
+    return annotate(args[1:], client)
 
 
 if __name__ == "__main__":

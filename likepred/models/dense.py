@@ -1,7 +1,17 @@
 """The study's metadata net (approach 1): Dense 80-30-10-1, ReLU."""
 
-from likepred.config.schema import DenseConfig
+from dataclasses import dataclass
+from typing import ClassVar
+
+from likepred.config.schema import NetConfig, dropout_field, widths
 from likepred.models import register
+
+
+@dataclass
+class DenseConfig(NetConfig):
+    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads
+    layers: list[int] = widths(80, 30, 10)
+    dropout: float = dropout_field(0.2)
 
 
 def normalized_input(name, shape, stats):

@@ -13,17 +13,26 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 from omegaconf import OmegaConf, open_dict
 
-from likepred.config import rule
-from likepred.config.schema import EnsembleConfig, ModelConfig
+from likepred.config.schema import ModelConfig, items, rng
 from likepred.config.search import config_file
 from likepred.errors import ConfigError
 from likepred.models import MODELS, Estimator, register
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EnsembleConfig(ModelConfig):
+    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads (members' own are checked too)
+    members: list[str] = items("gbm", "dense_meta", min_len=1)
+    overrides: Any = field(default_factory=dict)  # per member: {NAME: {key: value}} over conf/model/NAME.yaml
+    step: float = rng(0.05, lo=0, hi=1, lo_open=True)  # grid step of the weights
 
 
 def member_config(cfg, name: str):
@@ -119,14 +128,9 @@ def ensemble(cfg):
     return Ensemble(cfg)
 
 
-@rule
-def check_ensemble_members(cfg):
-    """Members exist, learn the target and read blocks the features make: before any data is read."""
-    if cfg.model.get("name") != "ensemble":
-        return
-    from likepred.config import _extractors
-
-    blocks = {p.get("block", cls.block) for cls, p in _extractors(cfg)}
+def check_members(cfg, blocks: set):
+    """Members exist, learn the target and read `blocks` (those the features make): before any data
+    is read (likepred.checks runs it)."""
     for name in cfg.model.members:
         member_config(cfg, name)  # the member exists and its overrides fit its schema
         missing = [b for b in getattr(MODELS.schema(name), "INPUTS", ()) if b not in blocks]

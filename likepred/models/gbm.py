@@ -5,14 +5,29 @@ LightGBM's built-in `mape` objective silently clips and is not used.
 """
 
 import logging
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from likepred.errors import ConfigError
-from likepred.config.schema import GBMConfig
+from likepred.config.schema import ModelConfig, rng
 from likepred.models import Estimator, register
 
 log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class GBMConfig(ModelConfig):
+    INPUTS: ClassVar[tuple] = ("meta",)  # feature blocks it reads
+    learning_rate: float = rng(0.05, lo=0, lo_open=True)
+    max_iter: int = rng(500, lo=1)
+    max_leaf_nodes: int = rng(15, lo=2)
+    min_samples_leaf: int = rng(20, lo=1)
+    l2_regularization: float = rng(0.0, lo=0)
+    n_iter_no_change: int = rng(30, lo=1)
+
 
 LOSSES = {"mape": "absolute_error", "mae": "absolute_error", "mse": "squared_error"}
 

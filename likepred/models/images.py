@@ -6,9 +6,45 @@ pretrained CNN (the `cnn_features` extractor), so it trains like any dense net.
 """
 
 from likepred.errors import ConfigError
-from likepred.config.schema import AlexNetConfig, CnnMetaConfig, Vgg19DenseConfig
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+from likepred.config.schema import NetConfig, choice, dropout_field, rng, widths
 from likepred.models import register
 from likepred.models.dense import normalized_input
+
+
+@dataclass
+class CnnMetaConfig(NetConfig):
+    INPUTS: ClassVar[tuple] = ("meta", "image")  # feature blocks it reads
+    conv: list[int] = widths(16, 32, 64, 128, 256)
+    kernel: int = rng(3, lo=1)
+    pool: int = rng(2, lo=1)
+    conv_dropout: float = dropout_field(0.25)
+    meta_units: int = rng(10, lo=1)
+    dense: list[int] = widths(500, 10)
+
+
+@dataclass
+class AlexNetConfig(NetConfig):
+    INPUTS: ClassVar[tuple] = ("image",)  # feature blocks it reads
+    conv: Any = field(default_factory=list)  # [{filters, kernel, strides, pool}, ...]
+    batch_norm: bool = True
+    pool_size: int = rng(3, lo=1)
+    pool_strides: int = rng(2, lo=1)
+    dense: list[int] = widths(1024, 256)
+    dropout: float = dropout_field(0.5)
+
+
+@dataclass
+class Vgg19DenseConfig(NetConfig):
+    INPUTS: ClassVar[tuple] = ("image_features",)  # feature blocks it reads
+    network: str = "vgg19"
+    layer: Optional[str] = None
+    input_size: Optional[int] = rng(None, lo=32)
+    weights: Optional[str] = choice("imagenet", None)
+    weights_path: Optional[str] = None
+    layers: list[int] = widths(2000, 1000, 50)
 
 
 def _need(specs, block, model, features):

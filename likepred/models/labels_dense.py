@@ -2,9 +2,18 @@
 Dense 200 (L1 activity) - dropout 0.2 - Dense 100 (L1 activity) - Dense 50 - Dense 1."""
 
 from likepred.errors import ConfigError
-from likepred.config.schema import LabelsDenseConfig
+from dataclasses import dataclass
+
+from likepred.config.schema import NetConfig, items, widths
 from likepred.models import register
 from likepred.models.dense import normalized_input
+
+
+@dataclass
+class LabelsDenseConfig(NetConfig):
+    layers: list[int] = widths(200, 100, 50)
+    l1: list[float] = items(1e-4, 1e-4, 0.0, lo=0)
+    dropout: list[float] = items(0.2, 0.0, 0.0, lo=0, hi=1, hi_open=True)  # one per layer
 
 
 @register("labels_dense", keras=True, schema=LabelsDenseConfig)

@@ -1,5 +1,5 @@
 """Cross-validation's parent run: a sweep over `split.fold` (the app turns `split.folds=K` into
-one, likepred/__main__.py) ends with the folds summarised on the parent:
+one, likepred/commands/train.py) ends with the folds summarised on the parent:
 - `{metric}_fold_mean` and `{metric}_fold_sd` of every test_ / val_ / baseline_ metric over folds;
 - the val_* metrics themselves as fold means (what a search over folds parents optimises);
 - the POOLED test metrics over every predicted post (the children's predictions.csv), named as a

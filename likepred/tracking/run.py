@@ -33,6 +33,7 @@ class Run:
 
     def __init__(self, run_id=None):
         self.run_id = run_id
+        self.folder: Path | None = None  # the job's results (likepred.train writes them there)
         self._pending, self._flushed = [], time.monotonic()
 
     def log_epoch(self, epoch, logs):
@@ -61,16 +62,19 @@ class Run:
 
             mlflow.log_metrics({k: for_people(v) for k, v in metrics.items() if v == v})  # NaN: undefined, not logged
 
-    def log_files(self, write_files, path: str | None = None):
-        """`write_files(folder)` writes files there (returning something truthy if it wrote any);
-        they are logged under `path` (None: the run's root)."""
-        if not self.run_id:
-            return
-        import mlflow
+    def set_tags(self, tags: dict):
+        if self.run_id:
+            import mlflow
 
-        with tempfile.TemporaryDirectory() as tmp:
-            if write_files(Path(tmp)):
-                mlflow.log_artifacts(tmp, path)
+            mlflow.set_tags(tags)
+
+    def log_folder(self):
+        """Log the files in `self.folder` (the job's results, written there by the train step) as
+        the run's artifacts, once."""
+        if self.run_id and self.folder is not None and any(self.folder.iterdir()):
+            import mlflow
+
+            mlflow.log_artifacts(str(self.folder))
 
     def log_model(self, pyfunc_kwargs: dict, register: str | None = None, tags: dict | None = None):
         """Log a packaged model (the keyword arguments of `mlflow.pyfunc.log_model`) as the run's
@@ -92,38 +96,6 @@ class Run:
             raise OSError(e.errno, e.strerror, e.filename or where or "the run's model artifacts") from None
 
 
-@contextmanager
-def start_run(cfg, tags: dict):
-    """Open the job's MLflow run (or join the one `job_run` opened); it ends FAILED if the block raises."""
-    if not cfg.tracking.enabled:
-        yield Run()
-        return
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars per artifact are noise
-    import mlflow
-
-    joined = mlflow.active_run()  # the job's run, opened by job_run; else open one here
-    if joined is not None:
-        mlflow.set_tags(tags)
-        active = joined
-    else:
-        active = mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking), run_name=run_name(cfg),
-                                  tags=tags | process_tags() | code_tags())
-        mlflow.log_params(flat_params(cfg))
-    run = Run(active.info.run_id)
-    try:
-        yield run
-    except BaseException:
-        try:
-            run.flush()  # the epochs so far, for the failed run
-        finally:
-            if joined is None:
-                mlflow.end_run("FAILED")
-        raise
-    run.flush()
-    if joined is None:
-        mlflow.end_run()
-
-
 def _task_overrides(job) -> list:
     from hydra.core.hydra_config import HydraConfig
 
@@ -132,14 +104,31 @@ def _task_overrides(job) -> list:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def results_folder() -> Path | None:
+    """Where a job writes its results: `results/` in Hydra's output folder of the job (None outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    out = Path(HydraConfig.get().runtime.output_dir) / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 @contextmanager
-def job_run(cfg, job=None):
-    """The job's MLflow run, opened before any work so that a failure is recorded too: the run
-    ends FAILED with the error as a tag and the traceback as an artifact. In a sweep it is a
-    child of the sweep's parent run. `start_run` (inside `train`) joins it."""
+def open_run(cfg, job=None):
+    """The job's MLflow run (a no-op `Run` when tracking is disabled), opened before any work so
+    that a failure is recorded too: the run ends FAILED with the error as a tag and the traceback
+    as an artifact. In a sweep it is a child of the sweep's parent run. `run.folder` is where the
+    train step writes its results (the job's output folder; outside Hydra a temporary one while
+    the run is open), logged once with `run.log_folder`."""
+    folder = results_folder()
     if not cfg.tracking.enabled:
-        yield None
+        run = Run()
+        run.folder = folder
+        yield run
         return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars per artifact are noise
     import traceback
 
     import mlflow
@@ -154,13 +143,18 @@ def job_run(cfg, job=None):
         tags.update({JOB: " ".join(job.swept), JOB_NUM: str(job.num), THREADS: str(job.threads)})
     if parent.get("parent_run_id"):
         tags["mlflow.parentRunId"] = parent["parent_run_id"]
-    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags)
+    active = mlflow.start_run(experiment_id=exp_id, run_name=run_name(cfg), tags=tags)
+    run = Run(active.info.run_id)
     try:
-        mlflow.log_params(flat_params(cfg))
-        yield run.info.run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            run.folder = folder or Path(tmp)
+            mlflow.log_params(flat_params(cfg))
+            yield run
+            run.flush()
     except BaseException as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         try:
+            run.flush()  # the epochs so far, for the failed run
             mlflow.set_tag("error", "interrupted (Ctrl-C)" if interrupted else f"{type(e).__name__}: {e}"[:4000])
             mlflow.log_text(traceback.format_exc(), "traceback.txt")
         finally:

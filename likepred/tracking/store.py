@@ -17,13 +17,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-SQLITE = "sqlite:///"
+from likepred.stores import SET_ENV, sqlite_path, user_store_env
+
 LOCAL_ARTIFACTS = "mlruns/artifacts"  # conf/tracking/local.yaml's: a server named by $MLFLOW_TRACKING_URI keeps its own
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a SQLite URI, None for other stores."""
-    return Path(uri[len(SQLITE):]) if uri.startswith(SQLITE) else None
 
 
 def prepare_uri(uri: str) -> str:
@@ -36,10 +32,8 @@ def prepare_uri(uri: str) -> str:
 
 def use_store(uri: str):
     """mlflow.set_tracking_uri(uri), which also writes $MLFLOW_TRACKING_URI: what the user had
-    there is kept beside it (likepred.serving.locate.user_store_env) for the run's summary."""
+    there is kept beside it (likepred.stores.user_store_env) for the run's summary."""
     import mlflow
-
-    from likepred.serving.locate import SET_ENV, user_store_env
 
     uri = prepare_uri(uri)
     os.environ[SET_ENV] = f"{user_store_env() or ''}\n{uri}"

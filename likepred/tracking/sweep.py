@@ -24,7 +24,7 @@ from likepred.tracking.alive import process_tags
 from likepred.tracking.lineage import code_tags, data_changed
 from likepred.tracking.keys import (CONFIG_HASH, LAUNCHER, OPTIMIZED, OVERRIDES, REUSED_TAG, SWEEP_DIR, SWEEP_FILE,
                                    SWEEP_TAG, SWEEPER, config_hash)
-from likepred.serving.locate import store_source
+from likepred.stores import store_source
 from likepred.tracking.store import ensure_experiment
 
 log = logging.getLogger(__name__)

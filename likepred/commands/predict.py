@@ -127,7 +127,8 @@ def check_output(path) -> None:
 
 def load_model(uri: str, tracking_uri: str | None = None, trust_pickle: bool = False):
     """The Predictor of `--model URI` (a run's, a registered version's, or a folder's)."""
-    from likepred.serving.locate import default_store, model_artifacts, model_folder
+    from likepred.serving.locate import model_artifacts, model_folder
+    from likepred.stores import default_store
     from likepred.serving.predictor import read_model_files
 
     folder, from_store = model_folder(uri, tracking_uri or default_store())

@@ -1,9 +1,8 @@
-"""Issue 14's quality pieces: the ensemble model, the likes_per_follower target, hashtag matching."""
+"""The ensemble model (likepred/models/ensemble.py): its weight grid, its fit on val rows, its checks."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from likepred.errors import ConfigError
@@ -48,7 +47,7 @@ def test_ensemble_fits_weights_on_val_and_round_trips(make_cfg, tmp_path):
 
 
 def test_ensemble_members_are_checked_before_data(make_cfg):
-    from likepred.config import check
+    from likepred.checks import check
 
     check(make_cfg("model=ensemble", "model.members=[gbm,gbm]", "+model.overrides.gbm.max_iter=5"))
     with pytest.raises(ConfigError, match="best_constant predict likes"):
@@ -59,38 +58,3 @@ def test_ensemble_members_are_checked_before_data(make_cfg):
         check(make_cfg("model=ensemble", "+model.overrides.gbm.max_iters=5"))
     with pytest.raises(ConfigError, match="cnn_meta reads the input block"):
         check(make_cfg("model=ensemble", "model.members=[gbm,cnn_meta]"))
-
-
-def test_likes_per_follower_target(make_cfg):
-    from likepred.targets import build_target
-
-    t = build_target(make_cfg("target=likes_per_follower").target)
-    posts = pd.DataFrame({"likes": [50, 10, 3], "followers": [1000, 200, 0]})
-    y = t.fit_transform(posts)
-    assert np.allclose(y, [0.05, 0.05, 3.0])  # no followers: divided by 1
-    assert np.allclose(t.inverse(y, posts), posts["likes"])
-
-
-def test_presets_compose_and_pass_the_checks(make_cfg, tmp_path):
-    from likepred.config import check
-
-    cold = make_cfg("+experiment=cold_start", f"data.path={tmp_path}", tiny=False)
-    assert (cold.split.kind, cold.target.name, cold.model.name) == ("user", "likes_per_follower", "gbm")
-    check(cold)
-    fast = make_cfg("+experiment=profiles_fast", f"data.path={tmp_path}", tiny=False)
-    check(fast)
-    # no caption embedding: profiles_fast needs no `text` extra
-    assert "caption_embedding" not in fast.features.extractors and "caption_stats" in fast.features.extractors
-
-
-def test_hashtag_score_matches_tags_written_with_hash(tmp_path):
-    """Scraped tags keep their '#' (data=profiles): they must still match the ranking list."""
-    from likepred.features.metadata import HashtagScore
-
-    ranking = tmp_path / "top.txt"
-    ranking.write_text("love instagood photooftheday\n")
-    posts = pd.DataFrame({"tags": [["#love"], ["love"], ["#Instagood", "#nope"], []]})
-    s = HashtagScore(str(ranking)).fit(posts).transform(posts)["log_hashtag_score"].to_numpy()
-    assert s[0] == s[1] == np.log1p(10000) and s[2] == np.log1p(9999) and s[3] == 0
-    by_freq = HashtagScore().fit(posts).transform(posts)["log_hashtag_score"].to_numpy()
-    assert by_freq[0] == by_freq[1] > 0  # '#love' and 'love' are one tag
