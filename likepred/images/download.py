@@ -9,6 +9,7 @@ headers, body), its bytes, its pixels, and the schemes it may be redirected to.
 from __future__ import annotations
 
 import csv
+import hashlib
 import http.client
 import io
 import logging
@@ -99,33 +100,60 @@ def name_from_url(url: str) -> str:
     return _safe_name(urllib.parse.unquote(path))
 
 
-def items_from_posts(posts) -> list[DownloadItem]:
-    """One item per image URL in a DataFrame with `url_image` and `image`.
+def post_images(urls, names) -> list[tuple[str, str]]:
+    """One post's (url, file name) pairs as the downloader reads them: `names` (a name or a
+    list) is paired with `urls` when the lengths match, else each name is its URL's last part;
+    empty URLs are dropped. The names are before `distinct_name` (a clash is seen across posts)."""
+    urls = [u.strip() for u in _as_list(urls) if not _is_missing(u)]
+    names = _as_list(names)
+    if len(names) != len(urls):
+        names = [None] * len(urls)
+    pairs = []
+    for url, name in zip(urls, names):
+        filename = "" if _is_missing(name) else _safe_name(str(name))
+        filename = filename or name_from_url(url)
+        if filename:
+            pairs.append((url, filename))
+    return pairs
 
-    List-valued `url_image` is paired with list-valued `image` when the
-    lengths match; otherwise names come from the URLs. Empty URLs are
-    skipped and the first item wins for a repeated file name.
+
+def distinct_name(name: str, url: str) -> str:
+    """The file name of `url` when more than one URL claims `name`: a short hash of the URL
+    before the extension (`pic.jpg` -> `pic-1a2b3c4d.jpg`), the same in every run, so the
+    downloader and the image extractors (likepred.features.images.image_names) agree."""
+    stem, ext = os.path.splitext(name)
+    return f"{stem}-{hashlib.sha1(url.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}{ext}"
+
+
+def clashing_names(pairs) -> set:
+    """The file names that more than one distinct URL claims among (url, name) `pairs`."""
+    first, clashes = {}, set()
+    for url, name in pairs:
+        if first.setdefault(name, url) != url:
+            clashes.add(name)
+    return clashes
+
+
+def items_from_posts(posts) -> list[DownloadItem]:
+    """One item per image URL in a DataFrame with `url_image` and `image` (`post_images`).
+
+    A file name that different URLs claim (two posts' `pic.jpg` on two servers) is given to
+    none of them: each gets `distinct_name` (its URL's hash in the name), so no post shares
+    another's picture; a URL repeated under one name is one item.
     """
-    items, seen, clashes = [], {}, []
-    for urls, names in zip(posts["url_image"], posts["image"]):
-        urls = [u.strip() for u in _as_list(urls) if not _is_missing(u)]
-        names = _as_list(names)
-        if len(names) != len(urls):
-            names = [None] * len(urls)
-        for url, name in zip(urls, names):
-            filename = "" if _is_missing(name) else _safe_name(str(name))
-            filename = filename or name_from_url(url)
-            if filename and filename not in seen:
-                seen[filename] = url
-                items.append(DownloadItem(url, filename))
-            elif filename and seen[filename] != url:
-                clashes.append((filename, url, seen[filename]))
-    if clashes:  # two pictures, one file name: the later is not downloaded (it would overwrite the first)
-        name, url, first = clashes[0]
-        logging.getLogger(__name__).warning(
-            "%d image URLs share a file name with another post's different URL, e.g. %s: %s and %s; only the "
-            "first is downloaded, so those posts would share its picture: give each post its own `filename`",
-            len(clashes), name, first, url)
+    pairs = [p for urls, names in zip(posts["url_image"], posts["image"]) for p in post_images(urls, names)]
+    clashes = clashing_names(pairs)
+    items, seen = [], set()
+    for url, name in pairs:
+        filename = distinct_name(name, url) if name in clashes else name
+        if filename not in seen:
+            seen.add(filename)
+            items.append(DownloadItem(url, filename))
+    if clashes:
+        url, name = next((u, n) for u, n in pairs if n in clashes)
+        logging.getLogger(__name__).info(
+            "%d image file names are claimed by different URLs: each URL's file is named with its hash, "
+            "e.g. %s -> %s", len(clashes), name, distinct_name(name, url))
     return items
 
 
