@@ -260,6 +260,26 @@ def test_dates_far_from_training_warn_in_one_line(logged, tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_numbers_far_from_training_warn_naming_the_feature(logged, predictor, tmp_path, capsys):
+    posts = [{"alias": "bigstar", "numberFollowers": 10**9, "numberFollowing": 300, "numberPosts": 80,
+              "date": SATURDAY},
+             {"alias": KNOWN, "date": SATURDAY, "tags": [f"t{i}" for i in range(200)]},
+             {"alias": KNOWN, "date": SATURDAY, "tags": ["beach"]}]
+    assert cli(logged, str(write(tmp_path / "posts.json", posts))) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 3
+    (line,) = [x for x in err.splitlines() if x.startswith("warning")]
+    m = re.fullmatch(r"warning: 2 of 3 posts have inputs far outside the training posts' range \((.*)\), "
+                     r"e\.g\. bigstar's post of 2017-06-03: log_followers 20\.7 \(training: [\d.]+ to [\d.]+\)"
+                     r".*: their predictions extrapolate", line)
+    assert m and {"log_followers", "n_tags"} <= set(m.group(1).split(", ")), line
+    assert predictor.ranges["names"] and "days" not in predictor.ranges["names"]  # dates: their own check
+    for post in posts[2], {"alias": "small", "numberFollowers": 900, "numberFollowing": 300, "numberPosts": 80,
+                           "date": SATURDAY}:
+        assert cli(logged, str(write(tmp_path / "post.json", post))) == 0
+        assert "warning" not in capsys.readouterr().err
+
+
 def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys):
     huge = write(tmp_path / "huge.json", {"alias": "x", "numberFollowers": 10**30, "numberFollowing": 1,
                                           "numberPosts": 1, "date": SATURDAY})

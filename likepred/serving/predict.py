@@ -207,6 +207,8 @@ def predict_file(predictor, path, output=None, explain=False, top=5, on_error="e
     for line in notes(records, posts, known) + ([far] if far else []):
         print(line, file=sys.stderr)
     out = predictor.predict(posts, known)
+    if getattr(predictor, "extrapolated", None):
+        print(predictor.extrapolated, file=sys.stderr)
     clipped = getattr(predictor, "negative_likes", 0)
     if clipped:
         print(f"note: {clipped} of {len(posts)} predictions came out below 0 likes and are shown as 0: "
