@@ -306,6 +306,30 @@ def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys)
     assert "latin.json: not UTF-8" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("model", ["runs:/0123456789abcdef/model", "models:/tiny/1"])
+def test_an_unreachable_tracking_server_is_one_line_in_seconds(model, tmp_path, capsys, monkeypatch):
+    """MLflow retries a server that does not answer for minutes (runs:/), and resolves models:/ in
+    its default registry (a store in the working folder, created if missing): neither happens."""
+    import socket
+    import time
+
+    from likepred.serving.predict import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    started = time.monotonic()
+    path = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    assert main(["--model", model, "--tracking-uri", f"http://127.0.0.1:{port}", str(path)]) == 2
+    assert time.monotonic() - started < 30
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"likepred.predict: error: --tracking-uri http://127.0.0.1:{port}: no "
+                                        "tracking server answers") and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["post.json"]  # no store made here
+
+
 def test_a_missing_store_is_refused_not_created(logged, tmp_path, capsys):
     from likepred.serving.predict import main
 

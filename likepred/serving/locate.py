@@ -168,6 +168,12 @@ def model_folder(uri: str, store: str) -> tuple[Path, bool]:
         return _with_mlflow(uri, store), False
     check_store(store)
     local = store_path(store) is not None
+    if not local:  # a server that does not answer: one line in seconds, not MLflow's minutes of retries
+        from omegaconf import OmegaConf
+
+        from likepred.preflight import check_server
+
+        check_server(OmegaConf.create({"uri": store}), f"--tracking-uri {store}")
     if store.startswith("sqlite:///"):
         try:
             folder = _from_sqlite(store_path(store), uri)
@@ -183,7 +189,8 @@ def _with_mlflow(uri: str, store: str) -> Path:
     import mlflow
 
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=store))
+        # models:/ is resolved in the registry, which is not the tracking store unless named so
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=store, registry_uri=store))
     except Exception as e:  # MlflowException, OSError: a wrong URI, store or folder
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--model {uri}: cannot load it ({first})") from None

@@ -100,7 +100,7 @@ class Predictor:
         if not len(rows):
             return None
         i = rows[0]
-        what = ", ".join(f"{ranges['names'][j]} {x[i, j]:.3g} (training: {lo[j]:.3g} to {hi[j]:.3g})"
+        what = ", ".join(f"{ranges['names'][j]} {_num(x[i, j])} (training: {_num(lo[j])} to {_num(hi[j])})"
                          for j in np.flatnonzero(far[i])[:3])
         fields = sorted({ranges["names"][j] for j in np.flatnonzero(far.any(axis=0))})
         return (f"warning: {len(rows)} of {len(posts)} posts have inputs far outside the training posts' range "
@@ -234,6 +234,10 @@ class Predictor:
                                                            float(bases[i])),
             })
         return out
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
 def _where(posts: pd.DataFrame, i: int) -> str:
