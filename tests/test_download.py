@@ -360,3 +360,30 @@ def test_same_file_name_from_different_urls_gets_each_its_own_picture(server, tm
     # a subset that no longer sees the clash (the other post filtered out) still finds its own file
     assert [colour(n) for n in image_names(posts.iloc[[1]], str(out))] == ["blue"]
     assert image_names(posts.iloc[[1, 3]], str(out)) == image_names(posts, str(out))[1::2]
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("timeout", float("nan"), "images.download.timeout=nan: must be a number from 0.001 to 3600"),
+    ("retries", 10**9, "images.download.retries=1000000000: must be an integer from 0 to 10"),
+    ("backoff", float("inf"), "images.download.backoff=inf: must be a number from 0 to 60"),
+    ("workers", 0, "images.download.workers=0: must be an integer from 1 to 256"),
+    ("max_mb", -1, "images.download.max_mb=-1: must be a number from"),
+    ("size", ("a", 3), "images.size: must be a positive integer"),
+])
+def test_download_settings_are_refused_in_one_line(setting, value, message, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        _run([DownloadItem("http://127.0.0.1:9/a.jpg", "a.jpg")], tmp_path / "out", **{setting: value})
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists()  # refused before anything is made
+
+
+def test_download_command_checks_its_settings_before_reading_data(tmp_path, capsys):
+    from likepred.images.__main__ import main
+
+    args = ["download", f"images.dir={tmp_path}/img", "data=profiles", f"data.path={tmp_path}/nope"]
+    assert main(args + ["images.download.timeout=nan"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "likepred.images: error: images.download.timeout=nan: must be a number from 0.001 to 3600"
+    assert main(args + ["modle=gbm"]) == 2  # Hydra's own errors too: one line
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("likepred.images: error: Could not override 'modle'")

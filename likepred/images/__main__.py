@@ -38,7 +38,7 @@ def download(overrides):
 
     from likepred.data import read_posts
     from likepred.errors import ConfigError
-    from likepred.images.download import download_images, items_from_posts
+    from likepred.images.download import check_settings, download_images, items_from_posts
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
@@ -46,6 +46,8 @@ def download(overrides):
     out_dir = img.dir or cfg.data.get("images_dir")
     if not out_dir:
         raise ConfigError("images.dir is not set: name the folder for the images, e.g. images.dir=DIR/images")
+    size = None if img.size is None else (img.size, img.size)
+    check_settings(size, dl.workers, dl.retries, dl.backoff, dl.timeout, dl.max_mb)  # before any data is read
     posts, _, _, _ = read_posts(cfg.data)  # every post, before the experiment filters
     items = items_from_posts(posts)
     logging.getLogger("likepred").info("%d images of %d posts -> %s", len(items), len(posts), out_dir)
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
     try:
         report = download(argv[1:])
     except (LikepredError, HydraException, OmegaConfBaseException) as e:
-        print(f"likepred.images: error: {e}", file=sys.stderr)
+        print(f"likepred.images: error: {' '.join(str(e).split())}", file=sys.stderr)  # Hydra's: several lines
         return 2
     return 1 if report.failed else 0
 

@@ -344,21 +344,43 @@ def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, res
 # ---------------------------------------------------------------- many images
 
 
-def _check_args(out_dir, size, workers, retries, backoff, timeout):
+MAX_RETRIES, MAX_BACKOFF, MAX_TIMEOUT = 10, 60.0, 3600.0  # beyond: a typo that would retry for ever
+
+
+def check_settings(size=(256, 256), workers=8, retries=3, backoff=0.5, timeout=30.0, max_mb=MAX_MB):
+    """The download settings, checked before any data is read: ConfigError naming the setting and
+    what is allowed (NaN and infinity are no numbers here). Returns size as a (width, height)
+    tuple or None."""
+
+    def number(name, value, lo, hi, integer=False):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = math.nan
+        if not (lo <= v <= hi) or (integer and not v.is_integer()):
+            kind = "an integer" if integer else "a number"
+            raise ConfigError(f"images.download.{name}={value!r}: must be {kind} from {lo:g} to {hi:g}")
+        return int(v) if integer else v
+
     if size is not None:
+        given = size
         try:
             size = tuple(int(s) for s in size)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             size = ()
         if len(size) != 2 or min(size) < 1:
-            raise ConfigError(f"image size must be [width, height] of positive integers or null, got {size!r}")
-    if int(workers) < 1:
-        raise ConfigError(f"download workers must be at least 1, got {workers}")
-    if int(retries) < 0 or backoff < 0 or timeout <= 0:
-        raise ConfigError(
-            f"download retries and backoff must be >= 0 and timeout > 0, "
-            f"got retries={retries}, backoff={backoff}, timeout={timeout}"
-        )
+            raise ConfigError(f"images.size: must be a positive integer (a [width, height] pair of them) or null, "
+                              f"got {given!r}")
+    number("workers", workers, 1, 256, integer=True)
+    number("retries", retries, 0, MAX_RETRIES, integer=True)
+    number("backoff", backoff, 0, MAX_BACKOFF)
+    number("timeout", timeout, 0.001, MAX_TIMEOUT)
+    number("max_mb", max_mb, 1e-6, 1e6)
+    return size
+
+
+def _check_args(out_dir, size, workers, retries, backoff, timeout, max_mb=MAX_MB):
+    size = check_settings(size, workers, retries, backoff, timeout, max_mb)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -436,9 +458,7 @@ def download_images(
     limit and bad bodies fail at once. Files already complete are skipped. Failures
     go to `failures_csv` (columns url, filename, reason) as they come, when it is given.
     """
-    out_dir, size = _check_args(out_dir, size, workers, retries, backoff, timeout)
-    if not max_mb or max_mb <= 0:
-        raise ConfigError(f"images.download.max_mb must be > 0, got {max_mb}")
+    out_dir, size = _check_args(out_dir, size, workers, retries, backoff, timeout, max_mb)
     max_bytes = int(max_mb * 2**20)
     items = list(items)
     _remove_stale_temps(out_dir, {it.filename for it in items})
