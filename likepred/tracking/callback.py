@@ -62,6 +62,12 @@ class TrackingCallback(Callback):
 
     def on_multirun_end(self, config, **kwargs):
         if self._enabled(config):
-            from likepred.tracking.sweep import end_sweep
+            from likepred.tracking.sweep import close_open_parents, end_sweep
 
-            _or_exit(end_sweep, config)
+            try:
+                _or_exit(end_sweep, config)
+            except Exception as e:  # noqa: BLE001 - Hydra would make it a warning and exit 0
+                line = f"the sweep's summary failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                close_open_parents("FAILED", line)
+                print(f"likepred: error: {line}; its jobs' runs are in the store", file=sys.stderr, flush=True)
+                sys.exit(1)

@@ -238,6 +238,12 @@ def check_sweep(config):
     n = (config.hydra.get("sweeper") or {}).get("n_trials")
     if isinstance(n, (int, float)) and n < 1:
         raise ConfigError(f"hydra.sweeper.n_trials={n}: must be >= 1 (the sweep would run nothing)")
+    launcher = config.hydra.get("launcher") or {}
+    n_jobs = launcher.get("n_jobs")
+    if str(launcher.get("_target_", "")).endswith("JoblibLauncher") and n_jobs is not None and (
+            isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0):
+        raise ConfigError(f"hydra.launcher.n_jobs={n_jobs!r}: must be a whole number of parallel jobs, not 0 "
+                          "(-1: all cores, -2: all but one)")
     try:
         _check_job(job_config(config, 0))
     except LikepredError as first:
