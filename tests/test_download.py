@@ -387,3 +387,31 @@ def test_download_command_checks_its_settings_before_reading_data(tmp_path, caps
     assert main(args + ["modle=gbm"]) == 2  # Hydra's own errors too: one line
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("likepred.images: error: Could not override 'modle'")
+
+
+def test_ctrl_c_in_the_download_command_is_one_line(server, tmp_path, capsys):
+    """A Ctrl-C while a server drips a picture: one line, exit 130, the complete picture kept."""
+    import json
+    import signal
+
+    from likepred.images.__main__ import main
+
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    posts = [{"date": "2017-01-01T10:00:00.000Z", "numberLikes": 5, "tags": [], "mentions": [],
+              "urlImage": server.url(path)} for path in ("/img/a.jpg", "/drip/d.jpg")]
+    (folder / "ann.json").write_text(json.dumps({"alias": "ann", "numberPosts": 2, "numberFollowers": 100,
+                                                 "numberFollowing": 10, "posts": posts}))
+    timer = threading.Timer(3, os.kill, (os.getpid(), signal.SIGINT))  # the drip takes 60 s
+    timer.start()
+    started = time.monotonic()
+    try:
+        rc = main(["download", "data=profiles", f"data.path={folder}", f"images.dir={tmp_path}/img",
+                   "images.size=16", "images.download.retries=0", "images.download.timeout=60"])
+    finally:
+        timer.cancel()
+    assert rc == 130 and time.monotonic() - started < 20  # the try in flight is cut, not waited for
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("likepred.images: interrupted (Ctrl-C)") and "Traceback" not in "\n".join(err)
+    _assert_jpeg(tmp_path / "img" / "a.jpg")
+    assert not (tmp_path / "img" / "d.jpg").exists()

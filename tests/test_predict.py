@@ -330,6 +330,23 @@ def test_an_unreachable_tracking_server_is_one_line_in_seconds(model, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["post.json"]  # no store made here
 
 
+def test_ctrl_c_is_one_line_and_writes_no_partial_output(logged, tmp_path, capsys):
+    import signal
+    import threading
+
+    post = {"alias": KNOWN, "date": SATURDAY, "caption": "sun #beach"}
+    path = write(tmp_path / "posts.jsonl", [post] * 200_000)  # seconds of work: Ctrl-C comes in the middle
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        rc = cli(logged, str(path), "-o", str(tmp_path / "out.csv"))
+    finally:
+        timer.cancel()
+    assert rc == 130
+    assert capsys.readouterr().err.strip() == f"likepred.predict: interrupted (Ctrl-C); {tmp_path / 'out.csv'} not written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["posts.jsonl"]
+
+
 def test_a_missing_store_is_refused_not_created(logged, tmp_path, capsys):
     from likepred.serving.predict import main
 

@@ -80,6 +80,10 @@ def main(argv=None) -> int:
     except (LikepredError, HydraException, OmegaConfBaseException) as e:
         print(f"likepred.images: error: {' '.join(str(e).split())}", file=sys.stderr)  # Hydra's: several lines
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: complete images stay, a rerun skips them
+        print("\nlikepred.images: interrupted (Ctrl-C); the images written so far are complete, and the same "
+              "command goes on from there", file=sys.stderr)
+        return 130
     return 1 if report.failed else 0
 
 

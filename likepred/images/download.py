@@ -202,6 +202,31 @@ class _Deadline:
         self._timer.cancel()
 
 
+class _Tries:
+    """The tries in flight, so that a Ctrl-C cuts them at once (the pool would wait for each to
+    time out) and starts no new one."""
+
+    def __init__(self):
+        self.lock, self.deadlines, self.stopped = threading.Lock(), set(), False
+
+    def add(self, deadline):
+        with self.lock:
+            self.deadlines.add(deadline)
+            stopped = self.stopped
+        if stopped:
+            deadline._expire()
+
+    def remove(self, deadline):
+        with self.lock:
+            self.deadlines.discard(deadline)
+
+    def stop(self):
+        with self.lock:
+            self.stopped, deadlines = True, list(self.deadlines)
+        for deadline in deadlines:
+            deadline._expire()
+
+
 def _shut(sock):
     try:  # the plain socket's shutdown (an SSL socket's own would race the reading thread)
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
@@ -264,9 +289,11 @@ def _read_body(response, max_bytes) -> bytes:
     return b"".join(chunks)
 
 
-def _fetch(url: str, timeout: float, max_bytes: int = MAX_MB << 20) -> tuple[bytes, str]:
+def _fetch(url: str, timeout: float, max_bytes: int = MAX_MB << 20, tries: _Tries | None = None) -> tuple[bytes, str]:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with _Deadline(timeout) as deadline:
+        if tries is not None:
+            tries.add(deadline)
         opener = urllib.request.build_opener(_HTTP(deadline), _HTTPS(deadline), _Redirects)
         try:
             with opener.open(request, timeout=timeout) as response:
@@ -280,13 +307,20 @@ def _fetch(url: str, timeout: float, max_bytes: int = MAX_MB << 20) -> tuple[byt
         except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as e:
             if not deadline.expired:
                 raise _Retryable(f"network error: {getattr(e, 'reason', None) or e!r}") from e
+        finally:
+            if tries is not None:
+                tries.remove(deadline)
+    if tries is not None and tries.stopped:
+        raise _Failed("interrupted")
     raise _Retryable(f"too slow: not complete in {timeout:g}s (images.download.timeout)")
 
 
-def _fetch_with_retries(url, timeout, retries, backoff, max_bytes) -> tuple[bytes, str]:
+def _fetch_with_retries(url, timeout, retries, backoff, max_bytes, tries=None) -> tuple[bytes, str]:
     for attempt in range(retries + 1):
+        if tries is not None and tries.stopped:
+            raise _Failed("interrupted")
         try:
-            return _fetch(url, timeout, max_bytes)
+            return _fetch(url, timeout, max_bytes, tries)
         except _Retryable as e:
             if attempt == retries:
                 raise _Failed(f"{e} (after {retries + 1} tries)") from e
@@ -319,7 +353,8 @@ def _to_jpeg(body: bytes, content_type: str, size) -> bytes:
     return out.getvalue()
 
 
-def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, reserved=None) -> tuple[str, str]:
+def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, reserved=None,
+                  tries=None) -> tuple[str, str]:
     """Returns (status, reason) with status 'ok', 'skipped' or 'failed'."""
     if item.filename != _safe_name(item.filename) or "\0" in item.filename:
         return "failed", f"bad file name {item.filename!r}"
@@ -332,7 +367,7 @@ def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, res
         scheme = urllib.parse.urlsplit(item.url).scheme.lower()
         if scheme not in SCHEMES:
             raise _Failed(f"unsupported URL scheme {scheme!r}")
-        body, content_type = _fetch_with_retries(item.url, timeout, retries, backoff, max_bytes)
+        body, content_type = _fetch_with_retries(item.url, timeout, retries, backoff, max_bytes, tries)
         write_atomic(path, _to_jpeg(body, content_type, size), suffix=TEMP_SUFFIX, fsync=False)
         return "ok", ""
     except _Failed as e:
@@ -462,7 +497,7 @@ def download_images(
     max_bytes = int(max_mb * 2**20)
     items = list(items)
     _remove_stale_temps(out_dir, {it.filename for it in items})
-    report = DownloadReport()
+    report, tries = DownloadReport(), _Tries()
     log = _FailuresLog(failures_csv) if failures_csv is not None else None
     reserved = log.path.resolve() if log else None
     start = time.perf_counter()
@@ -472,7 +507,8 @@ def download_images(
         total=len(items), unit="img", desc="images", disable=not progress
     ) as bar:
         futures = {
-            pool.submit(_download_one, it, out_dir, size, int(retries), backoff, timeout, max_bytes, reserved): it
+            pool.submit(_download_one, it, out_dir, size, int(retries), backoff, timeout, max_bytes, reserved,
+                        tries): it
             for it in items
         }
         try:
@@ -491,7 +527,8 @@ def download_images(
                 bar.update(1)
                 bar.set_postfix(ok=report.ok, skipped=report.skipped, failed=report.failed, refresh=False)
         except BaseException:
-            # Ctrl-C: drop queued downloads instead of waiting for them all.
+            # Ctrl-C: drop queued downloads and cut the tries in flight instead of waiting for them.
+            tries.stop()
             pool.shutdown(wait=False, cancel_futures=True)
             if log:
                 log.close()

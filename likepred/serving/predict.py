@@ -256,6 +256,10 @@ def main(argv=None) -> int:
     except LikepredError as e:
         print(f"likepred.predict: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; -o is written whole or not at all
+        print(f"\nlikepred.predict: interrupted (Ctrl-C){f'; {args.output} not written' if args.output else ''}",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
