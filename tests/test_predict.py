@@ -286,6 +286,12 @@ def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys)
     latin = tmp_path / "latin.json"
     latin.write_bytes('{"alias": "user0001",\n "caption": "caf\u00e9", "date": "2017-06-03"}'.encode("latin-1"))
     post = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    fifo = tmp_path / "fifo.json"  # reading it would wait for a writer for ever
+    os.mkfifo(fifo)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(f'{{"alias": "{KNOWN}", "date": "{SATURDAY}", "alias": "user0002"}}\n')
+    digits = tmp_path / "digits.json"
+    digits.write_text(f'{{"alias": "{KNOWN}", "date": "{SATURDAY}", "numberFollowers": {"1" * 5000}}}')
     cases = [
         ([str(huge)], re.compile(r"file huge\.json, field numberFollowers: must be an integer from 0 to 1e\+12, got 1")),
         ([str(latin)], "file latin.json: not UTF-8 text (byte 0xe9 at line 2, column 17); save the file as UTF-8 (Latin-1?)"),
@@ -293,6 +299,9 @@ def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys)
          f"file {tmp_path}/nowhere/out.csv, field -o: the folder {tmp_path}/nowhere does not exist"),
         ([str(post), "-o", str(tmp_path)], f"file {tmp_path}, field -o: is a folder: give a file name"),
         ([str(tmp_path)], f"file {tmp_path.name}: is a folder, not a .json or .jsonl file"),
+        ([str(fifo)], "file fifo.json: not a regular file (a FIFO, a device?), not a .json or .jsonl file"),
+        ([str(twice)], "file twice.jsonl, line 1: the key 'alias' appears twice in one post (which one counts?)"),
+        ([str(digits)], "file digits.json: not a readable post: a number with 5000 digits (111111111111...)"),
     ]
     for args, message in cases:
         assert cli(logged, *args) == 2
@@ -328,6 +337,15 @@ def test_an_unreachable_tracking_server_is_one_line_in_seconds(model, tmp_path, 
     assert out == "" and err.startswith(f"likepred.predict: error: --tracking-uri http://127.0.0.1:{port}: no "
                                         "tracking server answers") and len(err.splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["post.json"]  # no store made here
+
+
+def test_lone_surrogates_in_a_post_are_read_as_replacement_characters(logged, predictor, tmp_path, capsys):
+    path = tmp_path / "post.json"
+    path.write_text(f'{{"alias": "{KNOWN}", "date": "{SATURDAY}", "caption": "sun \\ud800 #beach", "tags": ["beach"]}}')
+    assert cli(logged, str(path)) == 0
+    out, err = capsys.readouterr()
+    plain = {"alias": KNOWN, "date": SATURDAY, "caption": "sun \ufffd #beach", "tags": ["beach"]}
+    assert out.startswith(f"~{predictor.predict(*predictor.posts([plain]))['likes'][0]:.0f} likes"), err
 
 
 def test_ctrl_c_is_one_line_and_writes_no_partial_output(logged, tmp_path, capsys):

@@ -66,13 +66,19 @@ def _decode(raw: bytes, where, one_line: bool = False) -> str:
 
 
 def _json(text: str, where, one_line: bool = False):
+    from likepred.data.profiles import DuplicateKey, loads  # the data readers' rules: no key twice, ...
+
     try:
-        return json.loads(text)
+        return loads(text)
     except json.JSONDecodeError as e:
         at = f"column {e.colno}" if one_line else f"line {e.lineno}, column {e.colno}"
         raise DataError(f"not valid JSON ({e.msg} at {at})", where) from None
+    except DuplicateKey as e:
+        raise DataError(f"the key {e.args[0]!r} appears twice in one post (which one counts?)", where) from None
     except RecursionError:
         raise DataError("JSON nested too deeply", where) from None
+    except ValueError as e:  # a number of thousands of digits
+        raise DataError(f"not a readable post: {str(e).splitlines()[0][:120]}", where) from None
 
 
 def read_posts(path, skip: bool = False) -> tuple[list, list | None, list]:
@@ -81,8 +87,10 @@ def read_posts(path, skip: bool = False) -> tuple[list, list | None, list]:
     p = Path(path)
     if p.is_dir():
         raise DataError("is a folder, not a .json or .jsonl file", p.name)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"file not found: {p}", field="posts")
+    if not p.is_file():  # a FIFO or a device would block the read, or never end
+        raise DataError("not a regular file (a FIFO, a device?), not a .json or .jsonl file", p.name)
     try:
         raw = p.read_bytes()
     except OSError as e:
