@@ -381,6 +381,32 @@ def test_a_missing_store_is_refused_not_created(logged, tmp_path, capsys):
     assert "no version 9 of a registered model 'tiny'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+@pytest.mark.parametrize("model", ["runs:/0123456789abcdef/model", "models:/tiny/1"])
+def test_a_damaged_or_empty_store_is_one_line_and_nothing_else_is_read(damage, model, logged, tmp_path, capsys,
+                                                                     monkeypatch):
+    """A damaged store fell back to MLflow, which resolved models:/ in its default store: the working
+    folder's `mlflow.db` (made if missing, or another store's model predicted); an empty file was made
+    into a store."""
+    from likepred.serving.predict import main
+
+    store = logged[0] / "mlflow.db"
+    db = tmp_path / "store.db"
+    db.write_bytes({"garbage": os.urandom(50_000), "truncated": store.read_bytes()[:len(store.read_bytes()) // 3],
+                    "empty": b""}[damage])
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    post = str(write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY}))
+    before = db.read_bytes()
+    assert main(["--model", model, "--tracking-uri", f"sqlite:///{db}", post]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and str(db) in err, err
+    assert list(work.iterdir()) == [] and db.read_bytes() == before  # no store made or changed
+
+
 def test_the_model_is_a_logged_model_and_data_not_code(logged, tmp_path, capsys):
     import mlflow
     from mlflow.tracking import MlflowClient
