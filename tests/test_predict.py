@@ -348,6 +348,41 @@ def test_lone_surrogates_in_a_post_are_read_as_replacement_characters(logged, pr
     assert out.startswith(f"~{predictor.predict(*predictor.posts([plain]))['likes'][0]:.0f} likes"), err
 
 
+def test_output_into_a_fifo_is_written_into_not_replaced(logged, tmp_path, capsys):
+    """-o /dev/stdout or a FIFO: the CSV goes into it (a write-then-rename replaced the device, as
+    root even /dev/full, with a regular file)."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    path = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    assert cli(logged, str(path), "-o", str(fifo)) == 0
+    reader.join(30)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and got and got[0].startswith("alias,date,likes,")
+
+
+def test_a_full_disk_for_the_output_is_one_line(logged, tmp_path, capsys):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
+    if done.returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (folder / "filler").write_bytes(bytes(60 * 1024))
+        path = write(tmp_path / "posts.jsonl", [{"alias": KNOWN, "date": SATURDAY, "caption": "x" * 50}] * 2000)
+        assert cli(logged, str(path), "-o", str(folder / "out.csv")) == 2
+        err = capsys.readouterr().err
+        assert err == f"likepred.predict: error: file {folder}/out.csv, field -o: cannot write it (No space left on " \
+                      "device)\n", err
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]  # no half-written file, no temp file
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 def test_ctrl_c_is_one_line_and_writes_no_partial_output(logged, tmp_path, capsys):
     import signal
     import threading

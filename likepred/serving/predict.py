@@ -233,8 +233,15 @@ def predict_file(predictor, path, output=None, explain=False, top=5, on_error="e
 
         buf = io.StringIO()
         table.to_csv(buf, index=False)
-        write_atomic(output, buf.getvalue(), fsync=False)
-        print(f"wrote {len(table)} predictions to {output}")
+        try:
+            if os.path.exists(output) and not os.path.isfile(output):  # /dev/stdout, a FIFO: written into,
+                with open(output, "w", encoding="utf-8") as f:     # never replaced by a renamed file
+                    f.write(buf.getvalue())
+            else:
+                write_atomic(output, buf.getvalue(), fsync=False)
+        except OSError as e:  # a full disk: no half-written file stays (write then rename)
+            raise DataError(f"cannot write it ({e.strerror or e})", str(output), field="-o") from None
+        print(f"wrote {len(table)} predictions to {output}", file=sys.stderr if output.startswith("/dev/") else sys.stdout)
     else:
         for i, row in enumerate(out.itertuples()):
             head = "" if len(records) == 1 else \
