@@ -415,3 +415,19 @@ def test_ctrl_c_in_the_download_command_is_one_line(server, tmp_path, capsys):
     assert err[-1].startswith("likepred.images: interrupted (Ctrl-C)") and "Traceback" not in "\n".join(err)
     _assert_jpeg(tmp_path / "img" / "a.jpg")
     assert not (tmp_path / "img" / "d.jpg").exists()
+
+
+def test_failures_report_into_a_fifo_is_not_replaced(server, tmp_path):
+    """images.download.failures_csv=/dev/null: the report goes into it; the sorted rewrite (a write
+    then rename) replaced it with a regular file (as root, /dev/null itself)."""
+    import stat
+
+    fifo = tmp_path / "failures.csv"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    report = _run([DownloadItem(server.url("/missing/m.jpg"), "m.jpg")], tmp_path / "out", failures_csv=fifo)
+    reader.join(30)
+    assert report.failed == 1 and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got and "m.jpg,HTTP 404" in got[0]

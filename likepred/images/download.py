@@ -468,7 +468,8 @@ class _FailuresLog:
 
     def close(self, failures=None):
         self.file.close()
-        if failures is not None:
+        # rewritten sorted, atomically; not a device or FIFO (/dev/null), which the rename would replace
+        if failures is not None and self.path.is_file():
             write_failures_csv(self.path, failures)
 
 
