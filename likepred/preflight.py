@@ -59,9 +59,10 @@ def reachable(host: str, port: int, timeout: float, option: str) -> None:
                           "running and the address right?") from None
 
 
-def check_server(tcfg) -> None:
+def check_server(tcfg, option: str | None = None) -> None:
     """A tracking server or database answers within tracking.connect_timeout seconds: MLflow's own
-    client retries an unreachable one for minutes."""
+    client retries an unreachable one for minutes. `option`: how the error names the setting
+    (default `tracking.uri=URI`)."""
     import urllib.error
     import urllib.request
 
@@ -71,7 +72,7 @@ def check_server(tcfg) -> None:
     if scheme not in DEFAULT_PORTS or not parsed.hostname:
         return
     timeout = float(tcfg.get("connect_timeout") or CONNECT_TIMEOUT)
-    option = f"tracking.uri={uri}"
+    option = option or f"tracking.uri={uri}"
     if scheme not in ("http", "https"):
         reachable(parsed.hostname, parsed.port or DEFAULT_PORTS[scheme], timeout, option)
         return

@@ -19,19 +19,20 @@ from PIL import Image
 from conftest import ROOT
 from helpers import HTTPServer, send
 from likepred.errors import ConfigError
-from likepred.images.download import DownloadItem, download_images, items_from_posts
+from likepred.images.download import DownloadItem, distinct_name, download_images, items_from_posts
 
 SIZE = (16, 16)
 
 
-def _image_bytes(fmt, mode="RGB", size=(40, 30)):
-    img = Image.new(mode, size, (200, 30, 60, 255)[: len(mode)])
+def _image_bytes(fmt, mode="RGB", size=(40, 30), colour=(200, 30, 60, 255)):
+    img = Image.new(mode, size, colour[: len(mode)])
     out = io.BytesIO()
     img.save(out, fmt)
     return out.getvalue()
 
 
 JPEG = _image_bytes("JPEG")
+BLUE = _image_bytes("JPEG", mode="RGB", colour=(20, 40, 220))
 PNG = _image_bytes("PNG", mode="RGBA")
 HTML = b"<html><body>Please log in</body></html>"
 _BOMB = []
@@ -48,7 +49,7 @@ def bomb_png():
 
 class Server:
     """Paths: /img/* JPEG, /png/* PNG, /missing 404, /flaky 500 then 200,
-    /down always 500, /html HTML sent as image/jpeg, /truncated half a JPEG,
+    /down always 500, /html HTML sent as image/jpeg, /blue/* a blue JPEG, /truncated half a JPEG,
     /empty 0 bytes; hostile ones: /drip a JPEG a byte every 0.1 s, /huge 300 MB announced,
     /endless zeros without a length, /toftp a redirect to ftp://, /bomb a decompression bomb."""
 
@@ -74,6 +75,8 @@ class Server:
                 status, ctype, body = 500, "text/html", b"oops"
             elif kind == "html":
                 body = HTML
+            elif kind == "blue":
+                body = BLUE
             elif kind == "truncated":
                 body = JPEG[: len(JPEG) // 2]
             elif kind == "empty":
@@ -255,14 +258,16 @@ def test_items_from_posts():
     )
     items = items_from_posts(posts)
     assert [(i.url.split("/", 3)[3], i.filename) for i in items] == [
-        ("x/one.jpg?sig=abc", "one.jpg"),
+        ("x/one.jpg?sig=abc", distinct_name("one.jpg", "https://cdn.example/x/one.jpg?sig=abc")),  # two URLs' name
         ("x/two.jpg", "named.jpg"),
         ("m/1.jpg?a=1", "p3_a.jpg"),
         ("m/2.jpg", "p3_b.jpg"),
         ("n/1.jpg", "1.jpg"),
         ("n/2.jpg", "2.jpg"),
         ("k/k1.jpg", "k1.jpg"),
+        ("dup/one.jpg", distinct_name("one.jpg", "https://cdn.example/dup/one.jpg")),
     ]
+    assert items[0].filename == "one-a7227a64.jpg"  # the same name in every run (a hash, not a counter)
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, before our refusal
@@ -322,11 +327,97 @@ def test_killed_download_leaves_its_failures(server, tmp_path):
     assert rows == [{"url": server.url("/missing/m.jpg"), "filename": "m.jpg", "reason": "HTTP 404"}]
 
 
-def test_same_file_name_from_different_urls_is_not_silent(caplog):
-    posts = pd.DataFrame({"url_image": ["https://a.example/x/pic.jpg", "https://b.example/y/pic.jpg",
-                                        "https://a.example/x/pic.jpg"], "image": [None, None, None]})
+def test_same_file_name_from_different_urls_gets_each_its_own_picture(server, tmp_path):
+    from likepred.features.images import image_names
+
+    red, blue = server.url("/img/x/pic.jpg"), server.url("/blue/y/pic.jpg")
+    posts = pd.DataFrame({"url_image": [red, blue, red, server.url("/img/z/other.jpg")],
+                          "image": [None, None, "pic.jpg", None]})
     items = items_from_posts(posts)
-    assert [(i.url, i.filename) for i in items] == [("https://a.example/x/pic.jpg", "pic.jpg")]
-    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warned) == 1 and warned[0].startswith("1 image URLs share a file name with another post's different URL")
-    assert "https://b.example/y/pic.jpg" in warned[0]  # the same URL twice is no clash
+    names = sorted(i.filename for i in items)
+    assert len(names) == 3 and "pic.jpg" not in names and "other.jpg" in names  # the same URL twice is one item
+    assert all(n.startswith("pic-") and len(n) == len("pic-12345678.jpg") for n in names if n != "other.jpg")
+    assert sorted(i.filename for i in items_from_posts(posts.iloc[::-1])) == names  # in any order
+    out = tmp_path / "images"
+    assert _run(items, out).ok == 3
+
+    def colour(name):
+        with Image.open(out / name) as img:
+            r, _, b = img.convert("RGB").getpixel((8, 8))
+        return "red" if r > b else "blue"
+
+    assert [colour(n) for n in image_names(posts, str(out))] == ["red", "blue", "red", "red"]
+    # a subset that no longer sees the clash (the other post filtered out) still finds its own file
+    assert [colour(n) for n in image_names(posts.iloc[[1]], str(out))] == ["blue"]
+    assert image_names(posts.iloc[[1, 3]], str(out)) == image_names(posts, str(out))[1::2]
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("timeout", float("nan"), "images.download.timeout=nan: must be a number from 0.001 to 3600"),
+    ("retries", 10**9, "images.download.retries=1000000000: must be an integer from 0 to 10"),
+    ("backoff", float("inf"), "images.download.backoff=inf: must be a number from 0 to 60"),
+    ("workers", 0, "images.download.workers=0: must be an integer from 1 to 256"),
+    ("max_mb", -1, "images.download.max_mb=-1: must be a number from"),
+    ("size", ("a", 3), "images.size: must be a positive integer"),
+])
+def test_download_settings_are_refused_in_one_line(setting, value, message, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        _run([DownloadItem("http://127.0.0.1:9/a.jpg", "a.jpg")], tmp_path / "out", **{setting: value})
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists()  # refused before anything is made
+
+
+def test_download_command_checks_its_settings_before_reading_data(tmp_path, capsys):
+    from likepred.images.__main__ import main
+
+    args = ["download", f"images.dir={tmp_path}/img", "data=profiles", f"data.path={tmp_path}/nope"]
+    assert main(args + ["images.download.timeout=nan"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "likepred.images: error: images.download.timeout=nan: must be a number from 0.001 to 3600"
+    assert main(args + ["modle=gbm"]) == 2  # Hydra's own errors too: one line
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("likepred.images: error: Could not override 'modle'")
+
+
+def test_ctrl_c_in_the_download_command_is_one_line(server, tmp_path, capsys):
+    """A Ctrl-C while a server drips a picture: one line, exit 130, the complete picture kept."""
+    import json
+    import signal
+
+    from likepred.images.__main__ import main
+
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    posts = [{"date": "2017-01-01T10:00:00.000Z", "numberLikes": 5, "tags": [], "mentions": [],
+              "urlImage": server.url(path)} for path in ("/img/a.jpg", "/drip/d.jpg")]
+    (folder / "ann.json").write_text(json.dumps({"alias": "ann", "numberPosts": 2, "numberFollowers": 100,
+                                                 "numberFollowing": 10, "posts": posts}))
+    timer = threading.Timer(3, os.kill, (os.getpid(), signal.SIGINT))  # the drip takes 60 s
+    timer.start()
+    started = time.monotonic()
+    try:
+        rc = main(["download", "data=profiles", f"data.path={folder}", f"images.dir={tmp_path}/img",
+                   "images.size=16", "images.download.retries=0", "images.download.timeout=60"])
+    finally:
+        timer.cancel()
+    assert rc == 130 and time.monotonic() - started < 20  # the try in flight is cut, not waited for
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("likepred.images: interrupted (Ctrl-C)") and "Traceback" not in "\n".join(err)
+    _assert_jpeg(tmp_path / "img" / "a.jpg")
+    assert not (tmp_path / "img" / "d.jpg").exists()
+
+
+def test_failures_report_into_a_fifo_is_not_replaced(server, tmp_path):
+    """images.download.failures_csv=/dev/null: the report goes into it; the sorted rewrite (a write
+    then rename) replaced it with a regular file (as root, /dev/null itself)."""
+    import stat
+
+    fifo = tmp_path / "failures.csv"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    report = _run([DownloadItem(server.url("/missing/m.jpg"), "m.jpg")], tmp_path / "out", failures_csv=fifo)
+    reader.join(30)
+    assert report.failed == 1 and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got and "m.jpg,HTTP 404" in got[0]

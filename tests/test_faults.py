@@ -354,6 +354,43 @@ def test_full_disk_leaves_no_half_written_model_file(mount):
     assert sorted(p.name for p in model.iterdir()) == []  # no truncated file, no temp file left
 
 
+def leave_free(folder, kib):
+    """Fill `folder`'s filesystem, then free `kib` KiB: the preflight's probe (64 KiB) passes, a run's
+    model files do not fit."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(4096))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, max(0, filler.stat().st_size - kib * 1024))
+
+
+@pytest.mark.slow
+def test_full_disk_in_a_sweep_ends_its_runs_failed_in_one_line(tmp_path, cache_dir, mount):
+    """The artifact root fills up during a sweep: the jobs and the parent end FAILED naming the disk's
+    error, the sweep's end is one line naming the file (exit 2, not Hydra's warning and exit 0)."""
+    art = mount("art", "size=512k")
+    leave_free(art, 100)
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    rc, out, err = run(["--multirun", "model=user_median,user_mean"], tmp_path, cache_dir, uri,
+                       extra=[f"tracking.artifact_root={art}"])
+    assert rc == 2, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"likepred: error: {art}/") and "No space left on device; free some space" in last, last
+    found = runs(uri)
+    parents = [r for r in found if "likepred.tracking.sweep" in r.data.tags]
+    jobs = [r for r in found if r not in parents]
+    assert len(parents) == 1 and parents[0].info.status == "FAILED", [r.info for r in found]
+    assert "No space left on device" in parents[0].data.tags["error"]
+    assert jobs and all(r.info.status == "FAILED" and "No space left on device" in r.data.tags["error"] for r in jobs)
+    if "Traceback" in out + err:  # runner.py logs a sweep job's OSError with its traceback (see docs/reliability.md)
+        pytest.xfail("a sweep job's full disk is logged with a traceback, not one line (runner.run_job)")
+
+
 def one_line_error(rc, err, option, path, started):
     assert rc == 2, err[-2000:]
     lines = err.strip().splitlines()

@@ -260,12 +260,38 @@ def test_dates_far_from_training_warn_in_one_line(logged, tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_numbers_far_from_training_warn_naming_the_feature(logged, predictor, tmp_path, capsys):
+    posts = [{"alias": "bigstar", "numberFollowers": 10**9, "numberFollowing": 300, "numberPosts": 80,
+              "date": SATURDAY},
+             {"alias": KNOWN, "date": SATURDAY, "tags": [f"t{i}" for i in range(200)]},
+             {"alias": KNOWN, "date": SATURDAY, "tags": ["beach"]}]
+    assert cli(logged, str(write(tmp_path / "posts.json", posts))) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 3
+    (line,) = [x for x in err.splitlines() if x.startswith("warning")]
+    m = re.fullmatch(r"warning: 2 of 3 posts have inputs far outside the training posts' range \((.*)\), "
+                     r"e\.g\. bigstar's post of 2017-06-03: log_followers 20\.7 \(training: [\d.]+ to [\d.]+\)"
+                     r".*: their predictions extrapolate", line)
+    assert m and {"log_followers", "n_tags"} <= set(m.group(1).split(", ")), line
+    assert predictor.ranges["names"] and "days" not in predictor.ranges["names"]  # dates: their own check
+    for post in posts[2], {"alias": "small", "numberFollowers": 900, "numberFollowing": 300, "numberPosts": 80,
+                           "date": SATURDAY}:
+        assert cli(logged, str(write(tmp_path / "post.json", post))) == 0
+        assert "warning" not in capsys.readouterr().err
+
+
 def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys):
     huge = write(tmp_path / "huge.json", {"alias": "x", "numberFollowers": 10**30, "numberFollowing": 1,
                                           "numberPosts": 1, "date": SATURDAY})
     latin = tmp_path / "latin.json"
     latin.write_bytes('{"alias": "user0001",\n "caption": "caf\u00e9", "date": "2017-06-03"}'.encode("latin-1"))
     post = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    fifo = tmp_path / "fifo.json"  # reading it would wait for a writer for ever
+    os.mkfifo(fifo)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(f'{{"alias": "{KNOWN}", "date": "{SATURDAY}", "alias": "user0002"}}\n')
+    digits = tmp_path / "digits.json"
+    digits.write_text(f'{{"alias": "{KNOWN}", "date": "{SATURDAY}", "numberFollowers": {"1" * 5000}}}')
     cases = [
         ([str(huge)], re.compile(r"file huge\.json, field numberFollowers: must be an integer from 0 to 1e\+12, got 1")),
         ([str(latin)], "file latin.json: not UTF-8 text (byte 0xe9 at line 2, column 17); save the file as UTF-8 (Latin-1?)"),
@@ -273,6 +299,9 @@ def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys)
          f"file {tmp_path}/nowhere/out.csv, field -o: the folder {tmp_path}/nowhere does not exist"),
         ([str(post), "-o", str(tmp_path)], f"file {tmp_path}, field -o: is a folder: give a file name"),
         ([str(tmp_path)], f"file {tmp_path.name}: is a folder, not a .json or .jsonl file"),
+        ([str(fifo)], "file fifo.json: not a regular file (a FIFO, a device?), not a .json or .jsonl file"),
+        ([str(twice)], "file twice.jsonl, line 1: the key 'alias' appears twice in one post (which one counts?)"),
+        ([str(digits)], "file digits.json: not a readable post: a number with 5000 digits (111111111111...)"),
     ]
     for args, message in cases:
         assert cli(logged, *args) == 2
@@ -284,6 +313,91 @@ def test_bad_inputs_are_one_line_before_any_prediction(logged, tmp_path, capsys)
 
     assert main(["--model", "runs:/nope/model", str(latin)]) == 2
     assert "latin.json: not UTF-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["runs:/0123456789abcdef/model", "models:/tiny/1"])
+def test_an_unreachable_tracking_server_is_one_line_in_seconds(model, tmp_path, capsys, monkeypatch):
+    """MLflow retries a server that does not answer for minutes (runs:/), and resolves models:/ in
+    its default registry (a store in the working folder, created if missing): neither happens."""
+    import socket
+    import time
+
+    from likepred.commands.predict import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    started = time.monotonic()
+    path = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    assert main(["--model", model, "--tracking-uri", f"http://127.0.0.1:{port}", str(path)]) == 2
+    assert time.monotonic() - started < 30
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"likepred.predict: error: --tracking-uri http://127.0.0.1:{port}: no "
+                                        "tracking server answers") and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["post.json"]  # no store made here
+
+
+def test_lone_surrogates_in_a_post_are_read_as_replacement_characters(logged, predictor, tmp_path, capsys):
+    path = tmp_path / "post.json"
+    path.write_text(f'{{"alias": "{KNOWN}", "date": "{SATURDAY}", "caption": "sun \\ud800 #beach", "tags": ["beach"]}}')
+    assert cli(logged, str(path)) == 0
+    out, err = capsys.readouterr()
+    plain = {"alias": KNOWN, "date": SATURDAY, "caption": "sun \ufffd #beach", "tags": ["beach"]}
+    assert out.startswith(f"~{predictor.predict(*predictor.posts([plain]))['likes'][0]:.0f} likes"), err
+
+
+def test_output_into_a_fifo_is_written_into_not_replaced(logged, tmp_path, capsys):
+    """-o /dev/stdout or a FIFO: the CSV goes into it (a write-then-rename replaced the device, as
+    root even /dev/full, with a regular file)."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    path = write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY})
+    assert cli(logged, str(path), "-o", str(fifo)) == 0
+    reader.join(30)
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and got and got[0].startswith("alias,date,likes,")
+
+
+def test_a_full_disk_for_the_output_is_one_line(logged, tmp_path, capsys):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
+    if done.returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        (folder / "filler").write_bytes(bytes(60 * 1024))
+        path = write(tmp_path / "posts.jsonl", [{"alias": KNOWN, "date": SATURDAY, "caption": "x" * 50}] * 2000)
+        assert cli(logged, str(path), "-o", str(folder / "out.csv")) == 2
+        err = capsys.readouterr().err
+        assert err == f"likepred.predict: error: file {folder}/out.csv, field -o: cannot write it (No space left on " \
+                      "device)\n", err
+        assert sorted(p.name for p in folder.iterdir()) == ["filler"]  # no half-written file, no temp file
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_ctrl_c_is_one_line_and_writes_no_partial_output(logged, tmp_path, capsys):
+    import signal
+    import threading
+
+    post = {"alias": KNOWN, "date": SATURDAY, "caption": "sun #beach"}
+    path = write(tmp_path / "posts.jsonl", [post] * 200_000)  # seconds of work: Ctrl-C comes in the middle
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        rc = cli(logged, str(path), "-o", str(tmp_path / "out.csv"))
+    finally:
+        timer.cancel()
+    assert rc == 130
+    assert capsys.readouterr().err.strip() == f"likepred.predict: interrupted (Ctrl-C); {tmp_path / 'out.csv'} not written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["posts.jsonl"]
 
 
 def test_a_missing_store_is_refused_not_created(logged, tmp_path, capsys):
@@ -300,6 +414,32 @@ def test_a_missing_store_is_refused_not_created(logged, tmp_path, capsys):
     assert "--model runs:/0123abc/model: no run '0123abc' in the store" in capsys.readouterr().err
     assert cli(logged, post, model="models:/tiny/9") == 2
     assert "no version 9 of a registered model 'tiny'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+@pytest.mark.parametrize("model", ["runs:/0123456789abcdef/model", "models:/tiny/1"])
+def test_a_damaged_or_empty_store_is_one_line_and_nothing_else_is_read(damage, model, logged, tmp_path, capsys,
+                                                                     monkeypatch):
+    """A damaged store fell back to MLflow, which resolved models:/ in its default store: the working
+    folder's `mlflow.db` (made if missing, or another store's model predicted); an empty file was made
+    into a store."""
+    from likepred.commands.predict import main
+
+    store = logged[0] / "mlflow.db"
+    db = tmp_path / "store.db"
+    db.write_bytes({"garbage": os.urandom(50_000), "truncated": store.read_bytes()[:len(store.read_bytes()) // 3],
+                    "empty": b""}[damage])
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    post = str(write(tmp_path / "post.json", {"alias": KNOWN, "date": SATURDAY}))
+    before = db.read_bytes()
+    assert main(["--model", model, "--tracking-uri", f"sqlite:///{db}", post]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1 and str(db) in err, err
+    assert list(work.iterdir()) == [] and db.read_bytes() == before  # no store made or changed
 
 
 def test_the_model_is_a_logged_model_and_data_not_code(logged, tmp_path, capsys):

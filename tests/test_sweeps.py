@@ -286,3 +286,34 @@ def test_sweep_that_runs_nothing_or_cannot_rank_fails_saying_why(args, rc, messa
     if rc == 1:  # the parent run says so too
         _, parent, _ = parent_and_children(uri, sweep_dir)
         assert parent.info.status == "FAILED" and parent.data.tags["error"] in errors[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["data=profiles", "data.path=/nope", "model=gbm,user_mean"], "likepred: error: data.path=/nope: no such file"),
+    (["model=user_median", "split.test_frac=0.9,0.95"], "likepred: error: split.test_frac + split.val_frac"),
+    (["model=user_median", "seed=1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0"],
+     "likepred: error: hydra.launcher.n_jobs=0: must be a whole number of parallel jobs, not 0"),
+], ids=["data_path", "every_value_bad", "joblib_no_jobs"])
+def test_mistyped_sweep_is_one_line_and_leaves_no_run(args, message, tmp_path, cache_dir):
+    """A setting that fails every job is refused by the parent before the sweep's parent run (and
+    any job's run) exists; a bad swept value fails only its own jobs (test above)."""
+    uri, sweep_dir = f"sqlite:///{tmp_path}/store/mlflow.db", tmp_path / "multi"
+    proc = subprocess.run([sys.executable, "-m", "likepred", "--multirun", *args, f"tracking.uri={uri}",
+                           f"tracking.artifact_root={tmp_path}/store/artifacts", f"hydra.sweep.dir={sweep_dir}"],
+                          cwd=tmp_path, env=dict(os.environ, LIKEPRED_CACHE=str(cache_dir)), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(message) and "Traceback" not in proc.stderr
+    assert not (sweep_dir / "likepred_sweep.json").exists()
+    db = tmp_path / "store" / "mlflow.db"
+    assert not db.exists() or not mlflow_client(uri).search_runs(
+        [e.experiment_id for e in mlflow_client(uri).search_experiments()])
+
+
+def test_fold_sweep_with_no_finished_fold_fails_naming_its_jobs(tmp_path, cache_dir, store):
+    """Its summary had nothing to pool: Hydra turned the summary's KeyError into a warning, exit 0."""
+    proc, uri, sweep_dir = sweep(["--multirun", "model=user_median", "split.fold=0,1"], tmp_path, cache_dir, store)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "likepred: 2 of 2 jobs did not finish" in proc.stderr and "Warning" not in proc.stderr, proc.stderr[-2000:]
+    _, parent, children = parent_and_children(uri, sweep_dir)
+    assert parent.info.status == "FAILED" and [c.info.status for c in children] == ["FAILED", "FAILED"]

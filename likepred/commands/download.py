@@ -39,7 +39,7 @@ def download(overrides):
 
     from likepred.data import read_posts
     from likepred.errors import ConfigError
-    from likepred.images.download import download_images, items_from_posts
+    from likepred.images.download import check_settings, download_images, items_from_posts
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
@@ -47,10 +47,11 @@ def download(overrides):
     out_dir = img.dir
     if not out_dir:
         raise ConfigError("images.dir is not set: name the folder for the images, e.g. images.dir=DIR/images")
+    size = None if img.size is None else (int(img.size), int(img.size))
+    check_settings(size, dl.workers, dl.retries, dl.backoff, dl.timeout, dl.max_mb)  # before any data is read
     posts, _, _, _ = read_posts(cfg.data)  # every post, before the experiment filters
     items = items_from_posts(posts)
     logging.getLogger("likepred").info("%d images of %d posts -> %s", len(items), len(posts), out_dir)
-    size = None if img.size is None else (int(img.size), int(img.size))
     failures_csv = dl.failures_csv or str(Path(out_dir) / "download_failures.csv")
     report = download_images(items, out_dir, size=size, workers=dl.workers, retries=dl.retries,
                              backoff=dl.backoff, timeout=dl.timeout, progress=True, failures_csv=failures_csv,
@@ -75,8 +76,12 @@ def main(argv=None) -> int:
     try:
         report = download(argv)
     except (LikepredError, HydraException, OmegaConfBaseException) as e:
-        print(f"likepred.images: error: {e}", file=sys.stderr)
+        print(f"likepred.images: error: {' '.join(str(e).split())}", file=sys.stderr)  # Hydra's: several lines
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: complete images stay, a rerun skips them
+        print("\nlikepred.images: interrupted (Ctrl-C); the images written so far are complete, and the same "
+              "command goes on from there", file=sys.stderr)
+        return 130
     return 1 if report.failed else 0
 
 

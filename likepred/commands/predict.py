@@ -66,13 +66,19 @@ def _decode(raw: bytes, where, one_line: bool = False) -> str:
 
 
 def _json(text: str, where, one_line: bool = False):
+    from likepred.data.profiles import DuplicateKey, loads  # the data readers' rules: no key twice, ...
+
     try:
-        return json.loads(text)
+        return loads(text)
     except json.JSONDecodeError as e:
         at = f"column {e.colno}" if one_line else f"line {e.lineno}, column {e.colno}"
         raise DataError(f"not valid JSON ({e.msg} at {at})", where) from None
+    except DuplicateKey as e:
+        raise DataError(f"the key {e.args[0]!r} appears twice in one post (which one counts?)", where) from None
     except RecursionError:
         raise DataError("JSON nested too deeply", where) from None
+    except ValueError as e:  # a number of thousands of digits
+        raise DataError(f"not a readable post: {str(e).splitlines()[0][:120]}", where) from None
 
 
 def read_posts(path, skip: bool = False) -> tuple[list, list | None, list]:
@@ -81,8 +87,10 @@ def read_posts(path, skip: bool = False) -> tuple[list, list | None, list]:
     p = Path(path)
     if p.is_dir():
         raise DataError("is a folder, not a .json or .jsonl file", p.name)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"file not found: {p}", field="posts")
+    if not p.is_file():  # a FIFO or a device would block the read, or never end
+        raise DataError("not a regular file (a FIFO, a device?), not a .json or .jsonl file", p.name)
     try:
         raw = p.read_bytes()
     except OSError as e:
@@ -208,6 +216,8 @@ def predict_file(predictor, path, output=None, explain=False, top=5, on_error="e
     for line in notes(records, posts, known) + ([far] if far else []):
         print(line, file=sys.stderr)
     out = predictor.predict(posts, known)
+    if getattr(predictor, "extrapolated", None):
+        print(predictor.extrapolated, file=sys.stderr)
     clipped = getattr(predictor, "negative_likes", 0)
     if clipped:
         print(f"note: {clipped} of {len(posts)} predictions came out below 0 likes and are shown as 0: "
@@ -224,8 +234,15 @@ def predict_file(predictor, path, output=None, explain=False, top=5, on_error="e
 
         buf = io.StringIO()
         table.to_csv(buf, index=False)
-        write_atomic(output, buf.getvalue(), fsync=False)
-        print(f"wrote {len(table)} predictions to {output}")
+        try:
+            if os.path.exists(output) and not os.path.isfile(output):  # /dev/stdout, a FIFO: written into,
+                with open(output, "w", encoding="utf-8") as f:     # never replaced by a renamed file
+                    f.write(buf.getvalue())
+            else:
+                write_atomic(output, buf.getvalue(), fsync=False)
+        except OSError as e:  # a full disk: no half-written file stays (write then rename)
+            raise DataError(f"cannot write it ({e.strerror or e})", str(output), field="-o") from None
+        print(f"wrote {len(table)} predictions to {output}", file=sys.stderr if output.startswith("/dev/") else sys.stdout)
     else:
         for i, row in enumerate(out.itertuples()):
             head = "" if len(records) == 1 else \
@@ -255,6 +272,10 @@ def main(argv=None) -> int:
     except LikepredError as e:
         print(f"likepred.predict: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; -o is written whole or not at all
+        print(f"\nlikepred.predict: interrupted (Ctrl-C){f'; {args.output} not written' if args.output else ''}",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -49,15 +49,15 @@ def _valid_text(value):
     return value
 
 
-class _Duplicate(ValueError):
-    pass
+class DuplicateKey(ValueError):
+    """A key twice in one JSON object (which one counts?)."""
 
 
 def _no_duplicate_keys(pairs):
     out = {}
     for key, value in pairs:
         if key in out:
-            raise _Duplicate(key)
+            raise DuplicateKey(key)
         out[key] = value
     return out
 
@@ -69,6 +69,13 @@ def _int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_DIGITS:
         raise ValueError(f"a number with {len(text.lstrip('-'))} digits ({text[:12]}...)")
     return int(text)
+
+
+def loads(text: str):
+    """JSON text as every likepred reader takes it: a key twice in one object raises DuplicateKey,
+    a number of over MAX_DIGITS digits ValueError; lone surrogates become U+FFFD."""
+    data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=_int)
+    return _valid_text(data) if _SURROGATE.search(text) else data
 
 
 def read_json(f: Path, name: str | None = None):
@@ -95,9 +102,8 @@ def read_json(f: Path, name: str | None = None):
         raise DataError(f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}): a binary file, or "
                         "another encoding (convert it: iconv -f latin1 -t utf-8)", name) from None
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_int=_int)
-        return _valid_text(data) if _SURROGATE.search(text) else data
-    except _Duplicate as e:
+        return loads(text)
+    except DuplicateKey as e:
         raise DataError(f"the key {e.args[0]!r} appears twice in one JSON object (which one counts?)", name) from None
     except json.JSONDecodeError as e:
         cut = e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated")

@@ -19,23 +19,38 @@ import pandas as pd
 
 from likepred.errors import ConfigError, LikepredError
 from likepred.features import Extractor, register
-from likepred.images.download import as_list, is_missing, safe_name, name_from_url
+from likepred.images.download import as_list, clashing_names, distinct_name, is_missing, post_images, safe_name
 
 log = logging.getLogger(__name__)
 
 
-def image_names(posts: pd.DataFrame) -> list:
-    """Each post's image file name as the downloader writes it (None: the post names no image)."""
+def image_names(posts: pd.DataFrame, dir=None) -> list:
+    """Each post's image file name as the downloader writes it (None: the post names no image).
+
+    A name that different URLs claim is the downloader's `distinct_name` (the URL's hash in it):
+    when the clash is among `posts`, or when `dir` holds that file (the clash was with a post
+    filtered out of these rows), so every subset of the data finds the picture of its own URL."""
     urls = posts["url_image"] if "url_image" in posts else [None] * len(posts)
-    out = []
+    out, pairs = [], []
     for name, url in zip(posts["image"], urls):
+        own = post_images(url, name)
+        pairs += own
         found = [str(n) for n in as_list(name) if not is_missing(n)]
-        if found:
-            out.append(found[0])
+        if found:  # the post's first name; its URL when the downloader gave that URL this name
+            out.append((found[0], own[0][0] if own and own[0][1] == found[0] else None))
             continue
-        found = [u for u in as_list(url) if not is_missing(u)]
-        out.append(name_from_url(found[0]) if found else None)
-    return out
+        out.append((own[0][1], own[0][0]) if own else (None, None))
+    clashes = clashing_names(pairs)
+
+    def pick(name, url):
+        if url is None:
+            return name
+        distinct = distinct_name(name, url)
+        if name in clashes or dir and os.path.isfile(os.path.join(dir, _inside(distinct))):
+            return distinct
+        return name
+
+    return [pick(name, url) for name, url in out]
 
 
 class ImageSource(Extractor):
@@ -59,7 +74,7 @@ class ImageSource(Extractor):
     def image_paths(self, posts: pd.DataFrame) -> np.ndarray:
         """1-D object array of paths; an absolute name (a planned post's image) is used as is."""
         out = np.empty(len(posts), dtype=object)
-        for i, name in enumerate(image_names(posts)):
+        for i, name in enumerate(image_names(posts, self.dir_)):
             if name is None:
                 continue
             out[i] = name if os.path.isabs(name) else os.path.join(self.dir_, _inside(name))

@@ -9,6 +9,7 @@ headers, body), its bytes, its pixels, and the schemes it may be redirected to.
 from __future__ import annotations
 
 import csv
+import hashlib
 import http.client
 import io
 import logging
@@ -99,33 +100,60 @@ def name_from_url(url: str) -> str:
     return safe_name(urllib.parse.unquote(path))
 
 
-def items_from_posts(posts) -> list[DownloadItem]:
-    """One item per image URL in a DataFrame with `url_image` and `image`.
+def post_images(urls, names) -> list[tuple[str, str]]:
+    """One post's (url, file name) pairs as the downloader reads them: `names` (a name or a
+    list) is paired with `urls` when the lengths match, else each name is its URL's last part;
+    empty URLs are dropped. The names are before `distinct_name` (a clash is seen across posts)."""
+    urls = [u.strip() for u in as_list(urls) if not is_missing(u)]
+    names = as_list(names)
+    if len(names) != len(urls):
+        names = [None] * len(urls)
+    pairs = []
+    for url, name in zip(urls, names):
+        filename = "" if is_missing(name) else safe_name(str(name))
+        filename = filename or name_from_url(url)
+        if filename:
+            pairs.append((url, filename))
+    return pairs
 
-    List-valued `url_image` is paired with list-valued `image` when the
-    lengths match; otherwise names come from the URLs. Empty URLs are
-    skipped and the first item wins for a repeated file name.
+
+def distinct_name(name: str, url: str) -> str:
+    """The file name of `url` when more than one URL claims `name`: a short hash of the URL
+    before the extension (`pic.jpg` -> `pic-1a2b3c4d.jpg`), the same in every run, so the
+    downloader and the image extractors (likepred.features.images.image_names) agree."""
+    stem, ext = os.path.splitext(name)
+    return f"{stem}-{hashlib.sha1(url.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}{ext}"
+
+
+def clashing_names(pairs) -> set:
+    """The file names that more than one distinct URL claims among (url, name) `pairs`."""
+    first, clashes = {}, set()
+    for url, name in pairs:
+        if first.setdefault(name, url) != url:
+            clashes.add(name)
+    return clashes
+
+
+def items_from_posts(posts) -> list[DownloadItem]:
+    """One item per image URL in a DataFrame with `url_image` and `image` (`post_images`).
+
+    A file name that different URLs claim (two posts' `pic.jpg` on two servers) is given to
+    none of them: each gets `distinct_name` (its URL's hash in the name), so no post shares
+    another's picture; a URL repeated under one name is one item.
     """
-    items, seen, clashes = [], {}, []
-    for urls, names in zip(posts["url_image"], posts["image"]):
-        urls = [u.strip() for u in as_list(urls) if not is_missing(u)]
-        names = as_list(names)
-        if len(names) != len(urls):
-            names = [None] * len(urls)
-        for url, name in zip(urls, names):
-            filename = "" if is_missing(name) else safe_name(str(name))
-            filename = filename or name_from_url(url)
-            if filename and filename not in seen:
-                seen[filename] = url
-                items.append(DownloadItem(url, filename))
-            elif filename and seen[filename] != url:
-                clashes.append((filename, url, seen[filename]))
-    if clashes:  # two pictures, one file name: the later is not downloaded (it would overwrite the first)
-        name, url, first = clashes[0]
-        logging.getLogger(__name__).warning(
-            "%d image URLs share a file name with another post's different URL, e.g. %s: %s and %s; only the "
-            "first is downloaded, so those posts would share its picture: give each post its own `filename`",
-            len(clashes), name, first, url)
+    pairs = [p for urls, names in zip(posts["url_image"], posts["image"]) for p in post_images(urls, names)]
+    clashes = clashing_names(pairs)
+    items, seen = [], set()
+    for url, name in pairs:
+        filename = distinct_name(name, url) if name in clashes else name
+        if filename not in seen:
+            seen.add(filename)
+            items.append(DownloadItem(url, filename))
+    if clashes:
+        url, name = next((u, n) for u, n in pairs if n in clashes)
+        logging.getLogger(__name__).info(
+            "%d image file names are claimed by different URLs: each URL's file is named with its hash, "
+            "e.g. %s -> %s", len(clashes), name, distinct_name(name, url))
     return items
 
 
@@ -172,6 +200,31 @@ class _Deadline:
 
     def __exit__(self, *exc):
         self._timer.cancel()
+
+
+class _Tries:
+    """The tries in flight, so that a Ctrl-C cuts them at once (the pool would wait for each to
+    time out) and starts no new one."""
+
+    def __init__(self):
+        self.lock, self.deadlines, self.stopped = threading.Lock(), set(), False
+
+    def add(self, deadline):
+        with self.lock:
+            self.deadlines.add(deadline)
+            stopped = self.stopped
+        if stopped:
+            deadline._expire()
+
+    def remove(self, deadline):
+        with self.lock:
+            self.deadlines.discard(deadline)
+
+    def stop(self):
+        with self.lock:
+            self.stopped, deadlines = True, list(self.deadlines)
+        for deadline in deadlines:
+            deadline._expire()
 
 
 def _shut(sock):
@@ -236,9 +289,11 @@ def _read_body(response, max_bytes) -> bytes:
     return b"".join(chunks)
 
 
-def _fetch(url: str, timeout: float, max_bytes: int = MAX_MB << 20) -> tuple[bytes, str]:
+def _fetch(url: str, timeout: float, max_bytes: int = MAX_MB << 20, tries: _Tries | None = None) -> tuple[bytes, str]:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with _Deadline(timeout) as deadline:
+        if tries is not None:
+            tries.add(deadline)
         opener = urllib.request.build_opener(_HTTP(deadline), _HTTPS(deadline), _Redirects)
         try:
             with opener.open(request, timeout=timeout) as response:
@@ -252,13 +307,20 @@ def _fetch(url: str, timeout: float, max_bytes: int = MAX_MB << 20) -> tuple[byt
         except (urllib.error.URLError, http.client.HTTPException, socket.timeout, OSError) as e:
             if not deadline.expired:
                 raise _Retryable(f"network error: {getattr(e, 'reason', None) or e!r}") from e
+        finally:
+            if tries is not None:
+                tries.remove(deadline)
+    if tries is not None and tries.stopped:
+        raise _Failed("interrupted")
     raise _Retryable(f"too slow: not complete in {timeout:g}s (images.download.timeout)")
 
 
-def _fetch_with_retries(url, timeout, retries, backoff, max_bytes) -> tuple[bytes, str]:
+def _fetch_with_retries(url, timeout, retries, backoff, max_bytes, tries=None) -> tuple[bytes, str]:
     for attempt in range(retries + 1):
+        if tries is not None and tries.stopped:
+            raise _Failed("interrupted")
         try:
-            return _fetch(url, timeout, max_bytes)
+            return _fetch(url, timeout, max_bytes, tries)
         except _Retryable as e:
             if attempt == retries:
                 raise _Failed(f"{e} (after {retries + 1} tries)") from e
@@ -291,7 +353,8 @@ def _to_jpeg(body: bytes, content_type: str, size) -> bytes:
     return out.getvalue()
 
 
-def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, reserved=None) -> tuple[str, str]:
+def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, reserved=None,
+                  tries=None) -> tuple[str, str]:
     """Returns (status, reason) with status 'ok', 'skipped' or 'failed'."""
     if item.filename != safe_name(item.filename) or "\0" in item.filename:
         return "failed", f"bad file name {item.filename!r}"
@@ -304,7 +367,7 @@ def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, res
         scheme = urllib.parse.urlsplit(item.url).scheme.lower()
         if scheme not in SCHEMES:
             raise _Failed(f"unsupported URL scheme {scheme!r}")
-        body, content_type = _fetch_with_retries(item.url, timeout, retries, backoff, max_bytes)
+        body, content_type = _fetch_with_retries(item.url, timeout, retries, backoff, max_bytes, tries)
         write_atomic(path, _to_jpeg(body, content_type, size), suffix=TEMP_SUFFIX, fsync=False)
         return "ok", ""
     except _Failed as e:
@@ -316,21 +379,43 @@ def _download_one(item, out_dir, size, retries, backoff, timeout, max_bytes, res
 # ---------------------------------------------------------------- many images
 
 
-def _check_args(out_dir, size, workers, retries, backoff, timeout):
+MAX_RETRIES, MAX_BACKOFF, MAX_TIMEOUT = 10, 60.0, 3600.0  # beyond: a typo that would retry for ever
+
+
+def check_settings(size=(256, 256), workers=8, retries=3, backoff=0.5, timeout=30.0, max_mb=MAX_MB):
+    """The download settings, checked before any data is read: ConfigError naming the setting and
+    what is allowed (NaN and infinity are no numbers here). Returns size as a (width, height)
+    tuple or None."""
+
+    def number(name, value, lo, hi, integer=False):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = math.nan
+        if not (lo <= v <= hi) or (integer and not v.is_integer()):
+            kind = "an integer" if integer else "a number"
+            raise ConfigError(f"images.download.{name}={value!r}: must be {kind} from {lo:g} to {hi:g}")
+        return int(v) if integer else v
+
     if size is not None:
+        given = size
         try:
             size = tuple(int(s) for s in size)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             size = ()
         if len(size) != 2 or min(size) < 1:
-            raise ConfigError(f"image size must be [width, height] of positive integers or null, got {size!r}")
-    if int(workers) < 1:
-        raise ConfigError(f"download workers must be at least 1, got {workers}")
-    if int(retries) < 0 or backoff < 0 or timeout <= 0:
-        raise ConfigError(
-            f"download retries and backoff must be >= 0 and timeout > 0, "
-            f"got retries={retries}, backoff={backoff}, timeout={timeout}"
-        )
+            raise ConfigError(f"images.size: must be a positive integer (a [width, height] pair of them) or null, "
+                              f"got {given!r}")
+    number("workers", workers, 1, 256, integer=True)
+    number("retries", retries, 0, MAX_RETRIES, integer=True)
+    number("backoff", backoff, 0, MAX_BACKOFF)
+    number("timeout", timeout, 0.001, MAX_TIMEOUT)
+    number("max_mb", max_mb, 1e-6, 1e6)
+    return size
+
+
+def _check_args(out_dir, size, workers, retries, backoff, timeout, max_mb=MAX_MB):
+    size = check_settings(size, workers, retries, backoff, timeout, max_mb)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -383,7 +468,8 @@ class _FailuresLog:
 
     def close(self, failures=None):
         self.file.close()
-        if failures is not None:
+        # rewritten sorted, atomically; not a device or FIFO (/dev/null), which the rename would replace
+        if failures is not None and self.path.is_file():
             write_failures_csv(self.path, failures)
 
 
@@ -408,13 +494,11 @@ def download_images(
     limit and bad bodies fail at once. Files already complete are skipped. Failures
     go to `failures_csv` (columns url, filename, reason) as they come, when it is given.
     """
-    out_dir, size = _check_args(out_dir, size, workers, retries, backoff, timeout)
-    if not max_mb or max_mb <= 0:
-        raise ConfigError(f"images.download.max_mb must be > 0, got {max_mb}")
+    out_dir, size = _check_args(out_dir, size, workers, retries, backoff, timeout, max_mb)
     max_bytes = int(max_mb * 2**20)
     items = list(items)
     _remove_stale_temps(out_dir, {it.filename for it in items})
-    report = DownloadReport()
+    report, tries = DownloadReport(), _Tries()
     log = _FailuresLog(failures_csv) if failures_csv is not None else None
     reserved = log.path.resolve() if log else None
     start = time.perf_counter()
@@ -424,7 +508,8 @@ def download_images(
         total=len(items), unit="img", desc="images", disable=not progress
     ) as bar:
         futures = {
-            pool.submit(_download_one, it, out_dir, size, int(retries), backoff, timeout, max_bytes, reserved): it
+            pool.submit(_download_one, it, out_dir, size, int(retries), backoff, timeout, max_bytes, reserved,
+                        tries): it
             for it in items
         }
         try:
@@ -443,7 +528,8 @@ def download_images(
                 bar.update(1)
                 bar.set_postfix(ok=report.ok, skipped=report.skipped, failed=report.failed, refresh=False)
         except BaseException:
-            # Ctrl-C: drop queued downloads instead of waiting for them all.
+            # Ctrl-C: drop queued downloads and cut the tries in flight instead of waiting for them.
+            tries.stop()
             pool.shutdown(wait=False, cancel_futures=True)
             if log:
                 log.close()

@@ -32,6 +32,9 @@ def check_store(store: str) -> None:
                           "(a run's summary prints its store), or train a model first")
     if store.startswith("sqlite:///") and path.is_dir():
         raise ConfigError(f"--tracking-uri {store}: {path} is a folder, not a SQLite file")
+    if store.startswith("sqlite:///") and path.stat().st_size == 0:  # MLflow would make a store in it
+        raise ConfigError(f"--tracking-uri {store}: {path} is empty, not a store; check the path (a run's "
+                          "summary prints its store)")
 
 
 def local_path(uri: str) -> Path:
@@ -55,8 +58,10 @@ def _from_sqlite(db_path: Path, uri: str) -> Path:
         raise ConfigError(f"cannot open the store {db_path}: {e}") from None
     try:
         return _resolve(db, uri)
-    except sqlite3.Error as e:  # a schema this reader does not know (another MLflow version)
+    except sqlite3.OperationalError as e:  # a schema this reader does not know (another MLflow version)
         raise _Fallback(str(e)) from None
+    except sqlite3.DatabaseError as e:  # garbage, or cut short
+        raise ConfigError(f"the store {db_path} is damaged: not a readable SQLite database ({e})") from None
     finally:
         db.close()
 
@@ -125,6 +130,12 @@ def model_folder(uri: str, store: str) -> tuple[Path, bool]:
         return _with_mlflow(uri, store), False
     check_store(store)
     local = store_path(store) is not None
+    if not local:  # a server that does not answer: one line in seconds, not MLflow's minutes of retries
+        from omegaconf import OmegaConf
+
+        from likepred.preflight import check_server
+
+        check_server(OmegaConf.create({"uri": store}), f"--tracking-uri {store}")
     if store.startswith("sqlite:///"):
         try:
             folder = _from_sqlite(store_path(store), uri)
@@ -139,11 +150,26 @@ def _with_mlflow(uri: str, store: str) -> Path:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per model load is noise here
     import mlflow
 
+    # models:/ is resolved in MLflow's global registry and tracking store (its own arguments are not
+    # passed all the way down), else in the default store: a `mlflow.db` made in the working folder.
+    # The named store is set for the download only (the caller's settings and variables come back).
+    env = {k: os.environ.get(k) for k in (STORE_ENV, "MLFLOW_REGISTRY_URI")}
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=store))
+        mlflow.set_tracking_uri(store)
+        mlflow.set_registry_uri(store)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=store, registry_uri=store))
     except Exception as e:  # MlflowException, OSError: a wrong URI, store or folder
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"--model {uri}: cannot load it ({first})") from None
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def model_artifacts(folder: Path, uri: str) -> dict:

@@ -36,6 +36,7 @@ PROFILE = list(PROFILE_NUMBERS.values())
 INPUTS = ["date", *PLANNED_POST_FIELDS]
 ONE_HOT = ("weekday_", "script_")  # explained as one feature each
 FAR_DAYS = 365  # a post this far outside the training dates gets a warning
+FAR_RANGE = 0.25  # a number this far (x its training range) outside its training range gets a warning
 
 
 class Predictor:
@@ -54,6 +55,56 @@ class Predictor:
         self.intervals = self._intervals(val if len(val) else train)
         dates = train.posts["date"]
         self.dates = (dates.min().isoformat(), dates.max().isoformat()) if len(dates) else None
+        self.ranges = self._ranges(train)
+
+    def _ranges(self, train: ModelData) -> dict | None:
+        """Training min and max of each numeric `meta` feature that is one column (not one-hot,
+        not an embedding) and does not follow the date (dates have their own check); `user`: the
+        feature is the user's history (a new user gets cold-start values)."""
+        x = train.inputs.get("meta")
+        if x is None or x.dtype == object or not len(x):
+            return None
+        names = self.pipeline.names.get("meta", [])
+        single = [cols["meta"][0] for label, cols in feature_groups({"meta": names})
+                  if list(cols) == ["meta"] and len(cols["meta"]) == 1 and not label.startswith(ONE_HOT)]
+        sample = train.posts.head(20)
+        dated = users = np.zeros(x.shape[1], bool)
+        try:  # the columns that move when only the date moves, and when the user is unknown
+            base = self.pipeline.features.transform(sample)["meta"]
+
+            def moves(posts):
+                return np.abs(self.pipeline.features.transform(posts)["meta"] - base).max(axis=0) > 1e-9
+
+            dated = moves(sample.assign(date=sample["date"] + pd.Timedelta(days=3650)))
+            users = moves(sample.assign(alias=""))
+        except Exception:  # noqa: BLE001 - a feature that cannot take such a post: check every column
+            pass
+        lo, hi = np.nanmin(x, axis=0).astype(float), np.nanmax(x, axis=0).astype(float)
+        keep = [j for j in single if not dated[j] and np.isfinite(lo[j]) and np.isfinite(hi[j]) and hi[j] > lo[j]]
+        return {"index": keep, "names": [names[j] for j in keep], "user": [bool(users[j]) for j in keep],
+                "lo": [float(lo[j]) for j in keep], "hi": [float(hi[j]) for j in keep]}
+
+    def far_inputs(self, inputs: dict, posts: pd.DataFrame) -> str | None:
+        """One line if some posts have a numeric feature (followers, tag counts, ...) far outside
+        its training range (more than FAR_RANGE times the range beyond min or max), else None."""
+        ranges = getattr(self, "ranges", None)
+        if not ranges or not ranges["index"] or "meta" not in inputs or not len(posts):
+            return None
+        x = inputs["meta"][:, ranges["index"]].astype(float)
+        lo, hi = np.array(ranges["lo"]), np.array(ranges["hi"])
+        margin = FAR_RANGE * (hi - lo)
+        far = (x < lo - margin) | (x > hi + margin)
+        # a new user's history statistics are the cold-start ones (said in its own note), not an extrapolation
+        far[np.ix_(~posts["alias"].isin(self.users.index).to_numpy(), np.array(ranges["user"], bool))] = False
+        rows = np.flatnonzero(far.any(axis=1))
+        if not len(rows):
+            return None
+        i = rows[0]
+        what = ", ".join(f"{ranges['names'][j]} {_num(x[i, j])} (training: {_num(lo[j])} to {_num(hi[j])})"
+                         for j in np.flatnonzero(far[i])[:3])
+        fields = sorted({ranges["names"][j] for j in np.flatnonzero(far.any(axis=0))})
+        return (f"warning: {len(rows)} of {len(posts)} posts have inputs far outside the training posts' range "
+                f"({', '.join(fields[:5])}{', ...' if len(fields) > 5 else ''}), e.g. {_where(posts, i)}: {what}: their predictions extrapolate")
 
     def _intervals(self, data: ModelData) -> dict:
         """Quantiles of likes / predicted on held-out rows: as they are (known users)
@@ -131,10 +182,11 @@ class Predictor:
 
     def predict_likes(self, posts: pd.DataFrame) -> np.ndarray:
         """Likes, never below 0 (a model extrapolating can go negative: `negative_likes` counts the
-        predictions clipped in the last call)."""
-        likes = self._predict(ModelData(self.pipeline.features.transform(posts),
-                                        np.full(len(posts), np.nan, np.float32), posts))
+        predictions clipped in the last call; `extrapolated` is `far_inputs`' line for it)."""
+        inputs = self.pipeline.features.transform(posts)
+        likes = self._predict(ModelData(inputs, np.full(len(posts), np.nan, np.float32), posts))
         self.negative_likes = int((likes < 0).sum())
+        self.extrapolated = self.far_inputs(inputs, posts)  # one line or None, for the last call
         return np.maximum(likes, 0)
 
     def _predict(self, data: ModelData) -> np.ndarray:
@@ -182,6 +234,15 @@ class Predictor:
                                                            float(bases[i])),
             })
         return out
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def _where(posts: pd.DataFrame, i: int) -> str:
+    alias = posts["alias"].iloc[i] or "a new user"
+    return f"{alias}'s post of {posts['date'].iloc[i]:%Y-%m-%d}"
 
 
 @functools.cache

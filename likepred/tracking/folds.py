@@ -102,6 +102,8 @@ def fold_summary(client, parent_run_id: str, table, bootstrap: int, seed: int, m
     done = table[table["status"].isin(DONE)].sort_values("name")
     done = done.assign(setting=[FOLD.sub(" ", n).strip() for n in done["name"]])
     groups = {k: list(g["run_id"]) for k, g in done.groupby("setting", sort=True)}
+    if not groups:  # no fold finished: the sweep's end says which jobs failed
+        return ""
     if len(groups) == 1:
         out, pooled, hashes = summarise(client, next(iter(groups.values())), bootstrap, seed)
         client.log_batch(parent_run_id, metrics=_metrics(out))

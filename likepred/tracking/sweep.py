@@ -228,15 +228,6 @@ def end_sweep(config):
         raise SystemExit(1)
 
 
-def check_sweep(config):
-    """Refuse, before the parent run exists, a sweep that would run nothing."""
-    from likepred.errors import ConfigError
-
-    n = (config.hydra.get("sweeper") or {}).get("n_trials")
-    if isinstance(n, (int, float)) and n < 1:
-        raise ConfigError(f"hydra.sweeper.n_trials={n}: must be >= 1 (the sweep would run nothing)")
-
-
 # ---- resume (job side)
 
 def score(metrics: dict, name: str):
