@@ -56,14 +56,17 @@ def run_job(cfg: DictConfig):
         print(f"likepred: error: {e}", file=sys.stderr)
         sys.exit(2)
     except OSError as e:  # a full, read-only or over-quota disk: one line naming the file
-        if job is not None or e.errno not in FULL:
+        if e.errno not in FULL:
             if job is None:
                 raise
             log.exception("job #%s failed", job.num)
             return None
-        print(f"likepred: error: {e.filename or 'a file'}: {e.strerror}; free some space (or point the option "
-              "that names this folder elsewhere) and run again",
-              file=sys.stderr)
+        line = (f"{e.filename2 or e.filename or 'a file'}: {e.strerror}; free some space (or point the option "
+                "that names this folder elsewhere) and run again")  # a copy's destination is the full one
+        if job is not None:  # its run ended FAILED with the error; the sweep's end names the job
+            log.error("job #%s: %s", job.num, line)
+            return None
+        print(f"likepred: error: {line}", file=sys.stderr)
         sys.exit(2)
     except Exception:
         if job is None:

@@ -93,7 +93,7 @@ class Run:
             local = local_path(where) if where else None
             if local is not None:
                 shutil.rmtree(local, ignore_errors=True)
-            raise OSError(e.errno, e.strerror, e.filename or where or "the run's model artifacts") from None
+            raise OSError(e.errno, e.strerror, e.filename2 or where or e.filename or "the run's model artifacts") from None
 
 
 def _task_overrides(job) -> list:
