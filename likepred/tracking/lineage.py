@@ -60,8 +60,28 @@ def log_datasets(frames: dict, data_cfg, name: str, all_posts) -> None:
         with warnings.catch_warnings():  # "the source can be interpreted in multiple ways", integer-column hints
             warnings.simplefilter("ignore", UserWarning)
             ds = mlflow.data.from_pandas(flat, source=source, name=f"{name}-{context}", digest=digest(posts, data_cfg))
-            mlflow.log_input(ds, context=context)
+            _log_input(ds, context)
     mlflow.set_tag(DIGEST_TAG, digest(all_posts, data_cfg))
+
+
+def _log_input(ds, context, tries: int = 3) -> None:
+    """mlflow.log_input, again when a sweep's other job inserted the same dataset at the same
+    moment (MLflow's SQL store checks, then inserts: parallel jobs on one server race on the
+    dataset's primary key); the second try finds the dataset and only links it to this run."""
+    import time
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(tries):
+        try:
+            mlflow.log_input(ds, context=context)
+            return
+        except MlflowException as e:
+            text = str(e).lower()
+            if attempt == tries - 1 or not ("unique" in text or "duplicate" in text or "integrity" in text):
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def data_changed(run, data_cfg) -> str | None:
