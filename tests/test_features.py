@@ -215,3 +215,21 @@ def test_profiles_best_takes_another_target_cleanly(make_cfg):
     assert make_cfg("+experiment=profiles_best", "data.path=x", tiny=False).target.base == "lognormal"
     cfg = make_cfg("+experiment=profiles_best", "data.path=x", "target=log_likes", tiny=False)
     assert cfg.target.name == "log_likes" and "base" not in cfg.target
+
+
+def test_user_habits_of_no_rows_and_a_split_without_val_rows(make_cfg):
+    """A split with no val rows (split.val_frac=0) transforms an empty frame: no crash, the columns."""
+    cfg = make_cfg("split.val_frac=0", "+features.extractors.user_habits={}")
+    data = load_dataset(cfg.data)
+    split = make_split(data.posts, cfg.split)
+    assert len(split.val) == 0 and len(split.train) > 0
+    fs = build_features({"extractors": {"user_habits": {}}}, data)
+    fs.fit_transform(data.posts.iloc[split.train].reset_index(drop=True))
+    none = fs.transform(data.posts.iloc[split.val].reset_index(drop=True))["meta"]
+    assert none.shape == (0, len(fs.names_["meta"])) and len(fs.names_["meta"]) > 2
+    # the default feature set with the habits added, and the target, prepare the three parts
+    pipe = Pipeline(build_features(cfg.features, data), build_target(cfg.target))
+    tr, va, te = pipe.prepare(data.posts, split)
+    assert "habit_log_n" in pipe.names["meta"]
+    assert va.inputs["meta"].shape == (0, tr.inputs["meta"].shape[1]) and len(va.y) == 0
+    assert np.isfinite(te.inputs["meta"]).all()
