@@ -110,29 +110,35 @@ def main():
     print(f"# {time.strftime('%Y-%m-%d %H:%M')} UTC, {os.cpu_count()} cores, load at start: "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     # wall: the whole process (interpreter start and imports included); work: the stage alone
-    print(f"{'users':>7} {'posts':>10} {'stage':<12} {'wall s':>8} {'work s':>8} {'peak GB':>8} {'posts/s':>9}")
+    # cpu: user + system seconds of the stage's process and the pool workers it waited for (on a
+    # shared machine wall time is mostly waiting; posts per CPU second is what a quiet core gives)
+    print(f"{'users':>7} {'posts':>10} {'stage':<12} {'wall s':>8} {'work s':>8} {'cpu s':>8} {'peak GB':>8} "
+          f"{'posts/s':>9} {'posts/cpu s':>11}")
     for users in args.users:
         posts = None
         for name in args.stages:
             if name == "generate" and (_folder(users, *args.posts) / "COMPLETE").exists():
                 print(f"{users:>7} {'':>10} {name:<12} {'(exists)':>8}", flush=True)
                 continue
-            wall, peak, out, err, rc = _run(name, users, args.posts, env)
+            wall, cpu, peak, out, err, rc = _run(name, users, args.posts, env)
             work = None
             for line in out.splitlines():
                 if line.startswith("posts="):
                     fields = dict(kv.split("=") for kv in line.split())
                     posts, work = int(fields["posts"]) or posts, float(fields["seconds"])
-            rate = f"{posts / work:>9.0f}" if posts and work and name.startswith(("read", "peer")) else ""
+            reads = posts and work and name.startswith(("read", "peer"))
+            rate = f"{posts / work:>9.0f} {posts / cpu:>11.0f}" if reads else ""
             work = f"{work:>8.1f}" if work is not None else f"{'':>8}"
             flag = "" if rc == 0 else f"  FAILED rc={rc}: {err.strip().splitlines()[-1] if err.strip() else ''}"
-            print(f"{users:>7} {posts or '':>10} {name:<12} {wall:>8.1f} {work} {peak:>8.2f} {rate}{flag}", flush=True)
+            print(f"{users:>7} {posts or '':>10} {name:<12} {wall:>8.1f} {work} {cpu:>8.1f} {peak:>8.2f} {rate}{flag}",
+                  flush=True)
     print(f"# load at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def _run(name, users, posts, env):
-    """Run a stage in a child process: (wall s, peak GB: the largest max RSS of the child and the
-    children it waited for, e.g. pool workers; not their sum), stdout, stderr, rc)."""
+    """Run a stage in a child process: (wall s, CPU s (user + system, the child and the children it
+    waited for), peak GB: the largest max RSS of the child and the children it waited for, e.g.
+    pool workers; not their sum), stdout, stderr, rc)."""
     lo, hi = posts
     if name.startswith("command"):
         cmd = [sys.executable, "-m", "likepred", f"data.n_users={users}", f"data.min_posts={lo}",
@@ -148,7 +154,7 @@ def _run(name, users, posts, env):
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return wall, usage.ru_maxrss / 2**20, out.read(), err.read(), p.returncode
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 2**20, out.read(), err.read(), p.returncode
 
 
 if __name__ == "__main__":

@@ -228,3 +228,21 @@ def test_hashtag_score_matches_tags_written_with_hash(tmp_path):
     assert s[0] == s[1] == np.log1p(10000) and s[2] == np.log1p(9999) and s[3] == 0
     by_freq = HashtagScore().fit(posts).transform(posts)["log_hashtag_score"].to_numpy()
     assert by_freq[0] == by_freq[1] > 0  # '#love' and 'love' are one tag
+
+
+def test_user_habits_of_no_rows_and_a_split_without_val_rows(make_cfg):
+    """A split with no val rows (split.val_frac=0) transforms an empty frame: no crash, the columns."""
+    cfg = make_cfg("split.val_frac=0", "+features.extractors.user_habits={}")
+    data = load_dataset(cfg.data)
+    split = make_split(data.posts, cfg.split)
+    assert len(split.val) == 0 and len(split.train) > 0
+    fs = build_features({"extractors": {"user_habits": {}}}, data)
+    fs.fit_transform(data.posts.iloc[split.train].reset_index(drop=True))
+    none = fs.transform(data.posts.iloc[split.val].reset_index(drop=True))["meta"]
+    assert none.shape == (0, len(fs.names_["meta"])) and len(fs.names_["meta"]) > 2
+    # the default feature set with the habits added, and the target, prepare the three parts
+    pipe = Pipeline(build_features(cfg.features, data), build_target(cfg.target))
+    tr, va, te = pipe.prepare(data.posts, split)
+    assert "habit_log_n" in pipe.names["meta"]
+    assert va.inputs["meta"].shape == (0, tr.inputs["meta"].shape[1]) and len(va.y) == 0
+    assert np.isfinite(te.inputs["meta"]).all()

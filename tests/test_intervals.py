@@ -7,7 +7,7 @@ import pytest
 from likepred.data import load_dataset
 from likepred.errors import ConfigError
 from likepred.evaluation import evaluate
-from likepred.evaluation.intervals import UserBootstrap, interval_metrics, resample_counts
+from likepred.evaluation.intervals import UserBootstrap, interval_metrics, resample_users
 from likepred.evaluation.summary import interval_line
 from likepred.split import make_split
 
@@ -24,18 +24,17 @@ def toy(n_users=12, seed=0):
 
 def slow_reference(users, likes, a, b, n_boot, seed, mask=None):
     """A plain loop: for each resample, draw users with replacement (the same draws as the fast code:
-    its counts matrix, read user by user), stack their posts (those in `mask`), compute both MAPEs."""
+    its user indices, one by one), stack their posts (those in `mask`), compute both MAPEs."""
     mask = np.ones(len(users), bool) if mask is None else mask
     order = list(dict.fromkeys(users))  # first-appearance order, as the fast code codes users
-    W = resample_counts(len(order), n_boot, seed)
+    drawn = resample_users(len(order), n_boot, seed)
     ma, diff = [], []
-    for row in W:
+    for row in drawn:
         ya, yb, yy = [], [], []
-        for u, count in zip(order, row):
-            for _ in range(int(count)):
-                for i in range(len(users)):
-                    if users[i] == u and mask[i]:
-                        yy.append(likes[i]), ya.append(a[i]), yb.append(b[i])
+        for code in row:
+            for i in range(len(users)):
+                if users[i] == order[code] and mask[i]:
+                    yy.append(likes[i]), ya.append(a[i]), yb.append(b[i])
         yy, ya, yb = map(np.array, (yy, ya, yb))
         if len(yy) == 0:  # no such rows drawn: that resample says nothing
             ma.append(np.nan), diff.append(np.nan)
@@ -58,11 +57,17 @@ def test_bootstrap_matches_a_slow_loop_over_users():
 
 
 def test_resamples_are_over_users_seeded_and_paired():
-    W = resample_counts(7, 50, seed=1)
-    assert W.shape == (50, 7) and (W.sum(axis=1) == 7).all()
-    np.testing.assert_array_equal(W, resample_counts(7, 50, seed=1))
-    assert not np.array_equal(W, resample_counts(7, 50, seed=2))
-    np.testing.assert_array_equal(resample_counts(7, 120, 1)[60:110], resample_counts(7, 120, 1, slice(60, 110)))
+    drawn = resample_users(7, 50, seed=1)
+    assert drawn.shape == (50, 7) and drawn.min() == 0 and drawn.max() == 6
+    assert len({tuple(r) for r in drawn}) > 45  # rows differ: each is its own resample
+    np.testing.assert_array_equal(drawn, resample_users(7, 50, seed=1))
+    assert not np.array_equal(drawn, resample_users(7, 50, seed=2))
+    np.testing.assert_array_equal(resample_users(7, 120, 1)[60:110], resample_users(7, 120, 1, slice(60, 110)))
+    # with replacement and uniform: over many resamples each user is drawn about equally often, and a
+    # resample usually repeats some users (P(all 7 distinct) = 7!/7^7 ~ 0.6%)
+    many = resample_users(7, 2000, seed=3)
+    np.testing.assert_allclose(np.bincount(many.ravel(), minlength=7) / many.size, 1 / 7, atol=0.01)
+    assert np.mean([len(set(r)) < 7 for r in many]) > 0.98
     users, likes, a, _ = toy()
     same = UserBootstrap(users, 300, 0).diff(likes, a, a)  # paired: a model against itself is exactly 0
     assert same.value == same.low == same.high == 0

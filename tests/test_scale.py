@@ -75,3 +75,27 @@ def test_leave_one_out_stats_from_running_sums_are_the_full_layout():
         np.testing.assert_array_equal(got[:, [0, 2, 5]], want[:, [0, 2, 5]])
         np.testing.assert_allclose(got[:, [1, 3, 4]], want[:, [1, 3, 4]], rtol=1e-12, atol=1e-12)
     assert np.isnan(_loo_stats(np.array([3.0, 5.0]))[:, 4]).all()
+
+
+def test_labels_streamed_are_the_file_save_labels_writes(tmp_path):
+    """write_labels streams one image at a time; the file is the one save_labels writes for the same
+    records (sorted by name, indent 1), byte for byte, missing images left out; and none at all is []."""
+    import pandas as pd
+
+    from likepred.labels.labelfile import load_labels, save_labels
+    from likepred.synthetic.labels import _rng_for, labels_for, write_labels
+
+    names = [f"u{i % 7}_{i}.jpg" for i in range(400)][::-1]  # not in name order
+    classes = np.random.default_rng(0).integers(0, 8, len(names))
+    pd.DataFrame({"filename": names, "visual_class": classes}).to_csv(tmp_path / "latent.csv", index=False)
+    write_labels(tmp_path / "latent.csv", tmp_path / "streamed.json", seed=3)
+    records = {n: labels_for(int(c), _rng_for(3, n)) for n, c in zip(names, classes)}
+    kept = {n: r for n, r in records.items() if r is not None}
+    assert 0 < len(kept) < len(names)  # some images are missing, as when annotation failed
+    save_labels(tmp_path / "whole.json", kept)
+    assert (tmp_path / "streamed.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
+    assert set(load_labels(tmp_path / "streamed.json")) == set(kept)
+    pd.DataFrame({"filename": [], "visual_class": []}).to_csv(tmp_path / "none.csv", index=False)
+    save_labels(tmp_path / "none_whole.json", {})
+    write_labels(tmp_path / "none.csv", tmp_path / "none.json")
+    assert (tmp_path / "none.json").read_bytes() == (tmp_path / "none_whole.json").read_bytes()

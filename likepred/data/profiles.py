@@ -54,11 +54,13 @@ class DuplicateKey(ValueError):
 
 
 def _no_duplicate_keys(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            raise DuplicateKey(key)
-        out[key] = value
+    out = dict(pairs)  # in C; a key seen twice leaves fewer entries than pairs: find which
+    if len(out) < len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
     return out
 
 
@@ -66,7 +68,7 @@ MAX_DIGITS = 1000  # longer is no count of anything (Python refuses 4300+ digits
 
 
 def _int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_DIGITS:
+    if len(text) > MAX_DIGITS and len(text.lstrip("-")) > MAX_DIGITS:
         raise ValueError(f"a number with {len(text.lstrip('-'))} digits ({text[:12]}...)")
     return int(text)
 

@@ -87,6 +87,15 @@ def _image_names(v):
     return v is None or _is_image_name(v) or (isinstance(v, list) and all(_is_image_name(x) for x in v))
 
 
+def _all_str(items: list) -> bool:
+    """Every item a str (the fast path's check: one join in C, not a loop of type checks)."""
+    try:
+        "".join(items)
+    except TypeError:
+        return False
+    return True
+
+
 def _is_str_list(v):
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
@@ -320,7 +329,7 @@ def parse_profile(file, profile, written=None, scrape_date=None) -> FileResult:
                     and (desc is None or type(desc) is str) and (u is None or type(u) is str)
                     and (f is None or (type(f) is str and _is_image_name(f))) and (lo is None or type(lo) is str)
                     and type(mi) is bool and type(vi) is bool
-                    and all(type(x) is str for x in t) and all(type(x) is str for x in m)):
+                    and _all_str(t) and _all_str(m)):
                 try:
                     date = fromiso(d)
                 except ValueError:

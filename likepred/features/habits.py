@@ -23,7 +23,8 @@ COLUMNS = ["habit_log_n", "habit_log_posts_per_day", *(f"habit_{c}" for c in PER
 
 
 def _per_post(posts: pd.DataFrame) -> pd.DataFrame:
-    caps = pd.DataFrame([caption_stats(c or "") for c in posts["caption"]])
+    # the columns named: no rows (a split without val rows) gives empty columns, not a KeyError
+    caps = pd.DataFrame([caption_stats(c or "") for c in posts["caption"]], columns=PER_POST[2:])
     return pd.DataFrame({
         "alias": posts["alias"].to_numpy(),
         "days": post_days(posts),

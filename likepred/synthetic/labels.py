@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from likepred.synthetic.profiles import read_latent
-from likepred.labels.labelfile import save_labels
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +71,30 @@ def labels_for(visual_class: int, rng: np.random.Generator) -> dict:
 
 
 def write_labels(latent_csv, path, seed: int = 0) -> Path:
-    """Write the labels of every image in `latent_csv` (filename, visual_class) to `path`."""
+    """Write the labels of every image in `latent_csv` (filename, visual_class) to `path`: the file
+    `save_labels` writes for them (sorted by name, indent 1), streamed one image at a time, so memory
+    does not grow with the images (10 M images would not fit as one list and one string)."""
+    import json
+
+    from likepred.files import open_atomic
+
     latent_csv, path = Path(latent_csv), Path(path)
     rows = read_latent(latent_csv, len(THEMES))
-    records = {name: labels_for(int(c), _rng_for(seed, name))
-               for name, c in zip(rows["filename"], rows["visual_class"])}
-    save_labels(path, {name: r for name, r in records.items() if r is not None})
+    visual = dict(zip(rows["filename"], rows["visual_class"]))  # a name twice: its last row, as a dict keeps
+    del rows
+    with open_atomic(path) as f:
+        sep, buf = "[", []
+        for name in sorted(visual):
+            r = labels_for(int(visual[name]), _rng_for(seed, name))
+            if r is None:
+                continue
+            row = {"filename": name, "numFaces": int(r["numFaces"]), "labels": dict(r["labels"])}
+            buf.append(sep + "\n " + json.dumps(row, indent=1, ensure_ascii=False).replace("\n", "\n "))
+            sep = ","
+            if len(buf) >= 10_000:
+                f.write("".join(buf).encode())
+                buf = []
+        f.write(("".join(buf) + ("[]" if sep == "[" else "\n]") + "\n").encode())
     return path
 
 
