@@ -152,6 +152,13 @@ def test_pca_with_fewer_train_rows_than_dim_pads_with_zeros(tmp_path):
     assert out.shape == (2, 8) and (out.iloc[:, 3:] == 0).all().all()
 
 
+def test_no_rows_transform_to_the_empty_columns(tmp_path):
+    """A split without val rows (split.val_frac=0) hands the fitted PCA no rows: no crash."""
+    ex = extractor(tmp_path, FakeEncoder(), dim=4).fit(posts("a", "b", "c", "d", "e"))
+    out = ex.transform(posts())
+    assert out.shape == (0, 4) and list(out.columns) == [f"caption_pc_{i}" for i in range(4)]
+
+
 def test_bad_settings_and_missing_package(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="unknown model"):
         T.CaptionEmbedding(model="bert-huge")

@@ -255,5 +255,6 @@ class CaptionEmbedding(Extractor):
         if self.dim is None:
             return pd.DataFrame(x, columns=[f"caption_emb_{i}" for i in range(x.shape[1])])
         z = np.zeros((len(x), self.dim))
-        z[:, :self.pca_.n_components_] = self.pca_.transform(x)
+        if len(x):  # no rows (a split without val rows): the empty columns; the PCA refuses 0 samples
+            z[:, :self.pca_.n_components_] = self.pca_.transform(x)
         return pd.DataFrame(z, columns=[f"caption_pc_{i}" for i in range(self.dim)])
