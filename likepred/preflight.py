@@ -86,7 +86,7 @@ def check_server(tcfg, option: str | None = None) -> None:
         reason = getattr(e, "reason", e)
         why = "no answer" if isinstance(reason, TimeoutError) or "timed out" in str(reason) else str(reason)
         raise ConfigError(f"{option}: no tracking server answers within {timeout:g} s ({why}); start one "
-                          "(README \"Sweeps\") or fix the address") from None
+                          "(docs/sweeps.md) or fix the address") from None
 
 
 def check_ray(config) -> None:
