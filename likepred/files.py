@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 
 def cache_root() -> Path:
     """Where likepred keeps what it computes once (synthetic data, features, compiled programs)."""
     return Path(os.environ.get("LIKEPRED_CACHE") or "~/.cache/likepred").expanduser()
+
+
+@contextmanager
+def file_lock(path, waiting: str | None = None):
+    """Hold an exclusive flock on `path` (created if missing) for the block: one process at a time,
+    across machines too where the shared file system supports flock (NFS v4, CephFS, GPFS, Lustre
+    mounted with -o flock). When another process holds it, logs `waiting` (one INFO line) and
+    blocks until it is released; the kernel releases a holder's lock when it ends, killed too, so
+    a dead holder never leaves it held. Where flock is not supported (no fcntl; ENOLCK, ENOSYS,
+    EOPNOTSUPP, EINVAL from the file system) the block runs unlocked (one DEBUG line). A lock
+    file that cannot be opened (a read-only folder) raises OSError."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        log.debug("no flock on this platform: %s not locked", path)
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                log.info("%s", waiting)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            log.debug("flock not supported on %s (%s): not locked", path, e.strerror or e)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _fsync(path) -> None:

@@ -7,7 +7,9 @@ records, per unit, its size and modification time, its part and what was wrong w
 written in the last seconds is always re-read: its time cannot tell a quick rewrite apart) and
 loads the rest from the parts. Problems are reported exactly as `schema.posts_and_users` reports
 them (the same `assemble`), and the assembled table is cached too, so a warm read of an unchanged
-folder is one Parquet load. Every cache file is written atomically (likepred/files.py).
+folder is one Parquet load. Every cache file is written atomically (likepred/files.py), and a build
+holds a lock on `build.lock` beside them: processes sharing the cache (sweep workers) wait for the
+one building it and then load what it built, instead of each parsing the folder.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import pandas as pd
 
 from likepred.data import schema
 from likepred.errors import DataError
-from likepred.files import cache_root, open_atomic, write_atomic
+from likepred.files import cache_root, file_lock, open_atomic, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +243,7 @@ class ProfilesFolder:
 
         return iter_profiles(self.path)
 
-    def _read(self, on_error, scrape_date, workers):
+    def _read(self, on_error, scrape_date, workers, locked=False):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -273,6 +275,9 @@ class ProfilesFolder:
                 return posts, users, skips
             except (OSError, ValueError, KeyError, pa.ArrowException) as e:
                 log.warning("data cache %s unreadable (%s); reading the files again", final, e)
+        if not locked:  # one process (sweep workers on a shared cache) builds; the others wait, then load it
+            with file_lock(cache / "build.lock", f"waiting for another process to build the cache of {self.path}"):
+                return self._read(on_error, scrape_date, workers, locked=True)
         index_path = cache / "index.json"
         try:
             index = json.loads(index_path.read_text())
@@ -322,12 +327,12 @@ class ProfilesFolder:
         if not any(now_ns - st[1] < RACY_S * 1e9 or st[1] < 0 for st in stats.values()):
             if len(posts) < n_before:
                 table = table.filter(pa.array(_kept_mask(posts, table)))
+            write_atomic(cache / f"posts-{state}.json", json.dumps({  # before the table: `final` says both are there
+                "rows": skips.rows, "files": skips.files, "records": skips.records,
+                "duplicates": skips.duplicates, "users": users.astype(object).values.tolist()}), fsync=False)
             with open_atomic(final, fsync=False) as f:
                 with pa.ipc.new_file(f, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as w:
                     w.write_table(table, max_chunksize=1 << 20)
-            write_atomic(cache / f"posts-{state}.json", json.dumps({
-                "rows": skips.rows, "files": skips.files, "records": skips.records,
-                "duplicates": skips.duplicates, "users": users.astype(object).values.tolist()}), fsync=False)
             for old in cache.glob("posts-*"):
                 if state not in old.name:
                     old.unlink(missing_ok=True)
