@@ -18,6 +18,12 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
+from test_slurm import slurm  # noqa: F401  (fixtures: a local SLURM, a local Ray cluster)
+
+try:
+    from test_ray import NO_TOKEN, ray_head  # noqa: F401
+except pytest.skip.Exception:  # Ray is not installed
+    ray_head = NO_TOKEN = None
 
 # A reader process: imports first, then waits for the start file so that several start together.
 # With PAUSE it stops (sleeps) once it has parsed, still holding the build: a holder to kill -9.
@@ -168,3 +174,52 @@ def test_unlocked_where_flock_is_not_supported(tmp_path, caplog, monkeypatch):
     with caplog.at_level(logging.DEBUG, logger="likepred.files"), file_lock(tmp_path / "x.lock", "waiting"):
         ran.append(True)
     assert ran == [True] and "flock not supported" in caplog.text and "waiting" not in caplog.text
+
+
+# ---- sweeps: two jobs on a cold shared cache, on a real local Ray cluster and a real local SLURM
+
+
+def sweep_on_a_cold_cache(tmp_path, launcher_args, env):
+    """A 2-job sweep (data=synthetic: 300 users, ~7 k posts, a parse of a second or two, already
+    generated and aged; the table cache cold) with the launcher; the jobs' log lines."""
+    from test_sweeps import TINY
+
+    cache = tmp_path / "cache"
+    aged_synthetic(cache / "synthetic", n_users=300)
+    assert not (cache / "tables").exists()
+    sweep_dir = tmp_path / "multi"
+    tiny = [o for o in TINY if not o.startswith("data.")] + ["data.n_users=300"]
+    cmd = [sys.executable, "-m", "likepred", "--multirun", *launcher_args, "model=user_median", "seed=0,1", *tiny,
+           f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.sweep.dir={sweep_dir}"]
+    env = dict(env, LIKEPRED_CACHE=str(cache), PYTHONUNBUFFERED="1")
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    logs = "".join(p.read_text(errors="replace") for p in sweep_dir.rglob("*.log"))
+    return out, logs
+
+
+def assert_one_parse(logs):
+    lines = [ln for ln in logs.splitlines() if "data: parsed" in ln or "posts from the cache" in ln]
+    assert sum("data: parsed" in ln for ln in lines) == 1, lines  # one job parsed the folder
+    assert sum("posts from the cache" in ln for ln in lines) == 1, lines  # the other loaded its cache
+
+
+@pytest.mark.slow
+def test_a_ray_sweep_on_a_cold_shared_cache_parses_once(tmp_path, request):
+    if ray_head is None:
+        pytest.skip("Ray is not installed")
+    head = request.getfixturevalue("ray_head")
+    out, logs = sweep_on_a_cold_cache(tmp_path, ["hydra/launcher=ray", f"hydra.launcher.ray.init.address={head}"],
+                                      dict(os.environ, **NO_TOKEN))
+    assert f"2 jobs on {head}" in out and "(execute_job pid=" in out  # Ray workers ran them
+    assert_one_parse(logs)
+
+
+@pytest.mark.slow
+def test_a_slurm_sweep_on_a_cold_shared_cache_parses_once(tmp_path, request):
+    env, _ = request.getfixturevalue("slurm")
+    _, logs = sweep_on_a_cold_cache(tmp_path, ["hydra/launcher=slurm", "hydra.launcher.partition=debug",
+                                               "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=null",
+                                               "hydra.launcher.timeout_min=10"], env)
+    assert_one_parse(logs)
