@@ -274,7 +274,8 @@ class ProfilesFolder:
                 log.info("data: %d posts from the cache %s", len(posts), final)
                 return posts, users, skips
             except (OSError, ValueError, KeyError, pa.ArrowException) as e:
-                log.warning("data cache %s unreadable (%s); reading the files again", final, e)
+                if locked:  # else tried again under the lock: one warning
+                    log.warning("data cache %s unreadable (%s); reading the files again", final, e)
         if not locked:  # one process (sweep workers on a shared cache) builds; the others wait, then load it
             with file_lock(cache / "build.lock", f"waiting for another process to build the cache of {self.path}"):
                 return self._read(on_error, scrape_date, workers, locked=True)
