@@ -27,20 +27,28 @@ class Split:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
+def _timelines(posts):
+    """Each user's posts in time order, on columns: the row positions sorted by (alias, date,
+    post_index), and for each of them its rank in its user's timeline and that user's post count."""
+    alias = pd.factorize(posts["alias"], sort=True)[0]
+    date = pd.DatetimeIndex(posts["date"]).asi8  # its instants as integers (any unit, any zone)
+    pos = np.lexsort((posts["post_index"].to_numpy(), date, alias))  # stable, like a stable sort_values
+    code = alias[pos]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(pos) else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(pos)])
+    n = np.repeat(sizes, sizes)
+    rank = np.arange(len(pos)) - np.repeat(starts, sizes)
+    return pos, rank, n
+
+
 def _chrono(posts, cfg, rng):
-    order = posts.assign(_pos=np.arange(len(posts))).sort_values(["alias", "date", "post_index"], kind="stable")
-    train, val, test = [], [], []
-    for _, g in order.groupby("alias", sort=False):
-        pos = g["_pos"].to_numpy()
-        n = len(pos)
-        n_test = int(np.floor(n * cfg.test_frac))
-        n_val = int(np.floor(n * cfg.val_frac))
-        if n - n_test - n_val < 1:  # too few posts to hold any out
-            n_test = n_val = 0
-        train.append(pos[: n - n_test - n_val])
-        val.append(pos[n - n_test - n_val: n - n_test])
-        test.append(pos[n - n_test:])
-    return train, val, test
+    pos, rank, n = _timelines(posts)
+    n_test = np.floor(n * float(cfg.test_frac)).astype(np.int64)
+    n_val = np.floor(n * float(cfg.val_frac)).astype(np.int64)
+    short = n - n_test - n_val < 1  # too few posts to hold any out
+    n_test[short] = n_val[short] = 0
+    cut_val, cut_test = n - n_test - n_val, n - n_test
+    return [pos[rank < cut_val]], [pos[(rank >= cut_val) & (rank < cut_test)]], [pos[rank >= cut_test]]
 
 
 def _user(posts, cfg, rng):
@@ -91,19 +99,18 @@ def _chrono_fold(posts, cfg, rng, k, K):
     """Rolling origin: each user's timeline in K + 1 consecutive blocks; fold k tests block k + 1
     from the posts before it (their last val_frac, at least one post where two or more, the val
     rows); later posts are left out."""
-    order = posts.assign(_pos=np.arange(len(posts))).sort_values(["alias", "date", "post_index"], kind="stable")
-    train, val, test = [], [], []
-    for _, g in order.groupby("alias", sort=False):
-        pos = g["_pos"].to_numpy()
-        blocks = np.array_split(pos, K + 1)
-        before = np.concatenate(blocks[: k + 1])
-        if len(before) == 0 or len(blocks[k + 1]) == 0:
-            continue
-        n_val = min(len(before) - 1, max(int(cfg.val_frac > 0), int(round(len(before) * cfg.val_frac))))
-        train.append(before[: len(before) - n_val])
-        val.append(before[len(before) - n_val:])
-        test.append(blocks[k + 1])
-    return train, val, test
+    pos, rank, n = _timelines(posts)
+    q, rem = np.divmod(n, K + 1)  # np.array_split(timeline, K + 1): the first rem blocks hold q + 1
+
+    def bound(j):  # where block j starts in each row's timeline
+        return j * q + np.minimum(j, rem)
+
+    before, end = bound(k + 1), bound(k + 2)
+    kept = (before > 0) & (end > before)
+    n_val = np.minimum(before - 1, np.maximum(int(cfg.val_frac > 0), np.round(before * float(cfg.val_frac)).astype(np.int64)))
+    cut = before - n_val
+    return ([pos[kept & (rank < cut)]], [pos[kept & (rank >= cut) & (rank < before)]],
+            [pos[kept & (rank >= before) & (rank < end)]])
 
 
 def _random_fold(posts, cfg, rng, k, K):

@@ -53,3 +53,44 @@ def test_legacy_is_file_order(make_cfg, data):
 def test_bad_fractions_named(make_cfg, data):
     with pytest.raises(ConfigError, match="test_frac"):
         make_split(data.posts, make_cfg("split.test_frac=0.9", "split.val_frac=0.2").split)
+
+
+def _chrono_by_loop(posts, cfg, fold=None, K=0):
+    """The chrono split and its rolling-origin folds user by user (a plain reference for the
+    columnar version in likepred.split)."""
+    order = posts.assign(_pos=np.arange(len(posts))).sort_values(["alias", "date", "post_index"], kind="stable")
+    parts = ([], [], [])
+    for _, g in order.groupby("alias", sort=False):
+        pos = g["_pos"].to_numpy()
+        if fold is None:
+            n = len(pos)
+            n_test, n_val = int(np.floor(n * cfg.test_frac)), int(np.floor(n * cfg.val_frac))
+            if n - n_test - n_val < 1:
+                n_test = n_val = 0
+            cuts = (pos[: n - n_test - n_val], pos[n - n_test - n_val: n - n_test], pos[n - n_test:])
+        else:
+            blocks = np.array_split(pos, K + 1)
+            before = np.concatenate(blocks[: fold + 1])
+            if len(before) == 0 or len(blocks[fold + 1]) == 0:
+                continue
+            n_val = min(len(before) - 1, max(int(cfg.val_frac > 0), int(round(len(before) * cfg.val_frac))))
+            cuts = (before[: len(before) - n_val], before[len(before) - n_val:], blocks[fold + 1])
+        for part, rows in zip(parts, cuts):
+            part.append(rows)
+    return [np.sort(np.concatenate(p)) for p in parts]
+
+
+@pytest.mark.parametrize("fold,folds", [(None, 0), (0, 2), (1, 3), (2, 3), (4, 5)])
+@pytest.mark.parametrize("val_frac", [0.0, 0.15, 0.5])
+def test_chrono_split_on_columns_matches_the_per_user_loop(make_cfg, fold, folds, val_frac):
+    """Users of 1 to 40 posts (some too short to hold anything out, some shorter than K + 1),
+    same-day posts ordered by post_index: the same rows as cutting each timeline in turn."""
+    data = load_dataset(make_cfg("data.min_posts=1", "data.n_users=80").data)
+    over = [f"split.val_frac={val_frac}", f"split.test_frac={0.3 if val_frac == 0.5 else 0.2}"]
+    if fold is not None:
+        over += [f"split.folds={folds}", f"split.fold={fold}"]
+    cfg = make_cfg("split=chrono", *over).split
+    split = make_split(data.posts, cfg)
+    want = _chrono_by_loop(data.posts, cfg, fold, folds)
+    for got, ref in zip((split.train, split.val, split.test), want):
+        np.testing.assert_array_equal(got, ref)
