@@ -51,7 +51,7 @@ class Positivity(Likes):
         self.base_stat = base
 
     def fit(self, train):
-        self.stats_ = UserStats().fit(train)
+        self.stats_ = UserStats.of(train)
         return self
 
     def base(self, posts):

@@ -9,6 +9,8 @@ train row's features mean what a test row's do. Users unseen in training
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 
@@ -109,12 +111,30 @@ def _profile_matrix(frame: pd.DataFrame) -> np.ndarray:
     return np.column_stack([np.ones(len(x)), x])
 
 
+_SHARED: list = [None, None]  # a weak reference to the last train frame fitted by `UserStats.of`, its stats
+
+
 class UserStats:
+    @classmethod
+    def of(cls, train: pd.DataFrame) -> "UserStats":
+        """The stats fitted on `train`, shared by everything fitted on that same frame: the target
+        and the `user_history` features fit on the same train rows, so one fit and one
+        leave-one-out table serve both (the frame is held weakly; any other frame fits anew)."""
+        ref, stats = _SHARED
+        if ref is not None and ref() is train and stats.rows_ == len(train):
+            return stats
+        stats = cls().fit(train)
+        _SHARED[:] = [weakref.ref(train), stats]
+        return stats
+
     def fit(self, train: pd.DataFrame) -> "UserStats":
         likes = train["likes"].to_numpy(dtype=float)
         groups = train.groupby("alias", sort=False).indices
-        self.table_ = pd.DataFrame({a: _stats(likes[ix]) for a, ix in groups.items()}).T
-        self.table_ = self.table_.astype(float)
+        per_user = [_stats(likes[ix]) for ix in groups.values()]  # columns at once: a frame of dicts took seconds
+        cols = list(_stats(np.ones(2)))
+        self.table_ = pd.DataFrame(np.array([[d[c] for c in cols] for d in per_user], dtype=float).reshape(-1, len(cols)),
+                                   index=pd.Index(list(groups), dtype=train["alias"].dtype), columns=cols)
+        self.rows_, self._loo = len(train), None
         self._groups, self._likes = groups, likes
         self.global_log_std_ = float(np.nanmedian(self.table_["log_std"])) if len(self.table_) else 1.0
         self.table_["log_std"] = self.table_["log_std"].fillna(self.global_log_std_)
@@ -165,7 +185,10 @@ class UserStats:
         return out[["n"] + STATS]
 
     def loo_table(self, train: pd.DataFrame) -> pd.DataFrame:
-        """Stats for the train rows the model was fitted on, each without itself."""
+        """Stats for the train rows the model was fitted on, each without itself (computed once
+        per train frame; callers read it, never write)."""
+        if self._loo is not None and self._loo[0]() is train:
+            return self._loo[1]
         out = self.cold(train)
         cols = list(_stats(np.ones(2)))
         vals = out[cols].to_numpy(dtype=float, copy=True)  # filled in numpy: a pandas write per user took seconds
@@ -175,4 +198,6 @@ class UserStats:
         out[cols] = vals
         out["log_std"] = out["log_std"].fillna(self.global_log_std_)
         out["lognormal"] = self._lognormal(out)
-        return out[["n"] + STATS]
+        out = out[["n"] + STATS]
+        self._loo = (weakref.ref(train), out)
+        return out

@@ -110,7 +110,7 @@ class UserHistory(Extractor):
     """The user's train-only like statistics (leave-one-out on train rows)."""
 
     def fit(self, train):
-        self.stats_ = UserStats().fit(train)
+        self.stats_ = UserStats.of(train)
         return self
 
     @staticmethod

@@ -14,7 +14,7 @@ class UserConstant(Estimator):
         self.stat = stat
 
     def fit(self, train, val=None, on_epoch=None):
-        self.stats_ = UserStats().fit(train.posts)
+        self.stats_ = UserStats.of(train.posts)
         return {}
 
     def predict(self, data):
