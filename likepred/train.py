@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -41,12 +42,18 @@ def train(cfg: DictConfig, run=None, keep: dict | None = None) -> dict:
 
     use_backend(cfg.backend)
     data = load_dataset(cfg.data, cfg.images.dir, cfg.paths.labels)
+    started = time.monotonic()
     split = make_split(data.posts, cfg.split)
+    log.info("split: %s (%.1f s)", ", ".join(f"{k} {v} rows" for k, v in split.sizes().items()),
+             time.monotonic() - started)
+    started = time.monotonic()
     features = build_features(cfg.features, FeatureContext.of(data))
     if features.needs_images:
         data.ensure_images()
     pipeline = Pipeline(features, build_target(cfg.target), cfg.split.get("train_as_unseen", False))
     train_d, val_d, test_d = pipeline.prepare(data.posts, split)
+    width = sum(x.shape[1] if x.ndim == 2 else 1 for x in train_d.inputs.values())
+    log.info("features and target: %d columns in %.1f s", width, time.monotonic() - started)
     model = build_model(cfg)
 
     tags = {"leaky": str(features.leaky).lower(), "data_source": data.source,
@@ -56,7 +63,11 @@ def train(cfg: DictConfig, run=None, keep: dict | None = None) -> dict:
     if run.run_id:  # lineage: which rows it saw (likepred.tracking.lineage)
         log_datasets({"train": train_d.posts, "validation": val_d.posts, "test": test_d.posts}, cfg.data, data.source,
                      data.posts)
+    log.info("training %s on %d rows x %d features", cfg.model.name, len(train_d), width)
+    started = time.monotonic()
     model.fit(train_d, val_d, on_epoch=trial_reporter(run.log_epoch))  # Optuna trials: pruning
+    log.info("trained in %.1f s", time.monotonic() - started)
+    started = time.monotonic()
     metrics = {}
     boot = {"bootstrap": cfg.evaluate.get("bootstrap", 0), "seed": cfg.evaluate.get("seed", 0)}
     if len(val_d):  # selection metrics: before calibration, which is fitted on these rows
@@ -72,15 +83,21 @@ def train(cfg: DictConfig, run=None, keep: dict | None = None) -> dict:
         if run.run_id and cfg.evaluate.importance_repeats and not any(e.paths for e in features.extractors):
             def shuffled(x):
                 return pipeline.predict_likes(model, ModelData(x, val_d.y, val_d.posts), calibrated=False)
+            began = time.monotonic()
             imp = permutation_importance(shuffled, val_d.inputs, val_d.posts["likes"], feature_groups(pipeline.names),
                                          cfg.evaluate.importance_repeats, cfg.seed)
+            log.info("permutation importance: %d features x %d shuffles of %d val rows in %.1f s", len(imp),
+                     cfg.evaluate.importance_repeats, len(val_d), time.monotonic() - began)
             write_importance(imp, _sub(out, "features"))
     preds = {"model": pipeline.predict_likes(model, test_d)}
     for name in BASELINES:  # the same registry, fitted on the same train rows
         baseline = build_model(cfg, name)
         baseline.fit(train_d)
         preds[name] = pipeline.predict_likes(baseline, test_d, calibrated=False)
+    log.info("predicted the test rows (model and %d baselines)", len(BASELINES))
     test_metrics, table = evaluate(test_d.posts, preds, data.scrape_date, cfg.evaluate.mature_days, **boot)
+    log.info("evaluated val and test rows in %.1f s%s", time.monotonic() - started,
+             f" (intervals: {boot['bootstrap']} resamples of users)" if boot["bootstrap"] else "")
     metrics.update(test_metrics)
     if keep is not None:
         keep["table"] = table
@@ -125,7 +142,9 @@ def _log_model(run, cfg, model, pipeline, train_d, val_d, metrics):
     from likepred.serving.pyfunc import package, saving
 
     with tempfile.TemporaryDirectory() as tmp, saving():
+        started = time.monotonic()
         _, kwargs = package(Path(tmp), model, pipeline, train_d, val_d, cfg)
+        log.info("packaged the model in %.1f s", time.monotonic() - started)
         score = metrics.get(cfg.optimized_metric)
         run.log_model(kwargs, cfg.tracking.get("register"),
                       {cfg.optimized_metric: str(score)} if score is not None else None)
