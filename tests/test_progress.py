@@ -22,7 +22,7 @@ def test_default_command_logs_each_stage_in_order_and_stays_short(tmp_path, cach
     proc = subprocess.run(
         [sys.executable, "-m", "likepred", "data.n_users=20", "data.min_posts=10", "data.max_posts=15",
          "trainer.epochs=3", "trainer.patience=0", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
-         f"hydra.run.dir={tmp_path}/out"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+         f"hydra.run.dir={tmp_path}/out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [l for l in (proc.stdout + proc.stderr).splitlines() if "][likepred" in l]
     at = [next((i for i, l in enumerate(lines) if re.search(p, l)), None) for p in STAGES]
@@ -36,30 +36,21 @@ def test_gbm_logs_its_rounds_while_it_fits(make_cfg, caplog, monkeypatch):
     from likepred.models.gbm import GBM
     from likepred.train import train
 
-    monkeypatch.setattr(GBM, "PROGRESS_S", 0.02)
-    cfg = make_cfg("model=gbm", "model.max_iter=300", "model.n_iter_no_change=300", "model.min_samples_leaf=5",
+    monkeypatch.setattr(GBM, "PROGRESS_S", 0.005)
+    cfg = make_cfg("model=gbm", "model.max_iter=30", "model.n_iter_no_change=30", "model.min_samples_leaf=5",
                    "evaluate.importance_repeats=0", "evaluate.bootstrap=0")
     with caplog.at_level(logging.INFO, logger="likepred"):
         train(cfg)
     said = [r.getMessage() for r in caplog.records]
     rounds = [int(m.group(1)) for s in said if (m := re.fullmatch(
-        r"gbm: round (\d+) of at most 300, val loss [0-9.e+-]+ \(best [0-9.e+-]+ at round \d+\) \(\d+ s\)", s))]
+        r"gbm: round (\d+) of at most 30, val loss [0-9.e+-]+ \(best [0-9.e+-]+ at round \d+\) \(\d+ s\)", s))]
     assert rounds, said
-    assert rounds == sorted(rounds) and rounds[-1] <= 300
-    final = [s for s in said if re.fullmatch(r"gbm: 300 rounds, val loss .* \(\d+ s\)", s)]
-    assert len(final) == 1, said  # the last line: every round ran (no early stop at 300 patience)
+    assert rounds == sorted(rounds) and rounds[-1] <= 30
+    final = [s for s in said if re.fullmatch(r"gbm: 30 rounds, val loss .* \(\d+ s\)", s)]
+    assert len(final) == 1, said  # the last line: every round ran (no early stop at 30 patience)
     order = [next(i for i, s in enumerate(said) if s.startswith(p)) for p in ("training gbm on", "gbm: round",
-                                                                             "gbm: 300 rounds", "trained in")]
+                                                                             "gbm: 30 rounds", "trained in")]
     assert order == sorted(order)
-
-
-def test_gbm_fit_shorter_than_the_interval_says_nothing(make_cfg, caplog):
-    from likepred.train import train
-
-    cfg = make_cfg("model=gbm", "model.max_iter=20", "evaluate.importance_repeats=0", "evaluate.bootstrap=0")
-    with caplog.at_level(logging.INFO, logger="likepred"):
-        train(cfg)
-    assert not [r for r in caplog.records if r.getMessage().startswith("gbm:")]
 
 
 def test_slow_extractors_are_named_with_their_rows_and_seconds(make_cfg, caplog, monkeypatch):
@@ -96,3 +87,24 @@ def test_long_permutation_importance_says_how_far_it_is(caplog, monkeypatch):
     assert [r.getMessage().rsplit(" (", 1)[0] for r in caplog.records] == [
         f"permutation importance: {i} of 4 features" for i in range(4)]
     assert table["feature"].iloc[0] == "f0"  # the pass itself unchanged: the one feature used ranks first
+
+
+def test_heartbeat_says_a_long_stage_is_still_running_and_stops_between_stages(caplog, monkeypatch):
+    import time
+
+    from likepred.train import Heartbeat
+
+    monkeypatch.setattr(Heartbeat, "EVERY_S", 0.05)
+    with caplog.at_level(logging.INFO, logger="likepred"):
+        beat = Heartbeat()
+        beat("features and target")
+        time.sleep(0.5)
+        beat(None)  # training: it prints its own progress
+        time.sleep(0.01)
+        n = len(caplog.records)
+        time.sleep(0.3)
+        beat.stop()
+    said = [r.getMessage() for r in caplog.records]
+    assert n >= 2 and len(said) == n, said  # lines while the stage ran, none after beat(None)
+    assert all(re.fullmatch(r"features and target: still running \(\d+ s\)", s) for s in said), said
+    assert not beat._thread.is_alive()

@@ -124,16 +124,19 @@ class FeatureSet:
         self.names_ = names
         return out
 
-    SLOW_S = 5.0  # an extractor's step that takes longer is logged (name, rows, seconds): long runs show progress
+    SLOW_S = 5.0  # long runs show progress: an extractor's step is logged (name, rows, seconds) when it took
+    # longer, or when the steps since the last such line did (many quick extractors on many rows)
 
     def _each(self, step: str, posts: pd.DataFrame) -> list:
-        out = []
+        out, said = [], time.monotonic()
         for e in self.extractors:
             started = time.monotonic()
             out.append(getattr(e, step)(posts))
-            took = time.monotonic() - started
-            if took > self.SLOW_S:
-                log.info("features: %s %s on %d rows in %.1f s", e.name, step.replace("_", "+"), len(posts), took)
+            now = time.monotonic()
+            if now - said > self.SLOW_S:
+                said = now
+                log.info("features: %s %s on %d rows in %.1f s", e.name, step.replace("_", "+"), len(posts),
+                         now - started)
         return out
 
     def fit(self, train: pd.DataFrame) -> "FeatureSet":
