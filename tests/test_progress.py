@@ -39,7 +39,9 @@ def test_gbm_logs_its_rounds_while_it_fits(make_cfg, caplog, monkeypatch):
     monkeypatch.setattr(GBM, "PROGRESS_S", 0.005)
     cfg = make_cfg("model=gbm", "model.max_iter=30", "model.n_iter_no_change=30", "model.min_samples_leaf=5",
                    "evaluate.importance_repeats=0", "evaluate.bootstrap=0")
-    with caplog.at_level(logging.INFO, logger="likepred"):
+    from threadpoolctl import threadpool_limits
+
+    with caplog.at_level(logging.INFO, logger="likepred"), threadpool_limits(1):  # OpenMP on a busy machine: slow
         train(cfg)
     said = [r.getMessage() for r in caplog.records]
     rounds = [int(m.group(1)) for s in said if (m := re.fullmatch(
