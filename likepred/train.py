@@ -96,6 +96,7 @@ def _flow(cfg: DictConfig, run, keep, beat) -> dict:
     log.info("features and target: %d columns in %.1f s", width, time.monotonic() - started)
     model = build_model(cfg)
     beat("MLflow: the run's tags and data sets")
+    started = time.monotonic()
 
     tags = {"leaky": str(features.leaky).lower(), "data_source": data.source,
             DATASET_HASH: data.fingerprint(), "target": cfg.target.name}
@@ -104,6 +105,8 @@ def _flow(cfg: DictConfig, run, keep, beat) -> dict:
     if run.run_id:  # lineage: which rows it saw (likepred.tracking.lineage)
         log_datasets({"train": train_d.posts, "validation": val_d.posts, "test": test_d.posts}, cfg.data, data.source,
                      data.posts)
+    if time.monotonic() - started > 5:  # digests of every row: long on large data
+        log.info("MLflow: the run's tags and data sets in %.1f s", time.monotonic() - started)
     log.info("training %s on %d rows x %d features", cfg.model.name, len(train_d), width)
     beat(None)  # training shows its own progress (epochs, rounds)
     started = time.monotonic()
