@@ -10,6 +10,8 @@ shuffled `repeats` times with seeded permutations; the table has the mean increa
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,8 @@ import pandas as pd
 from likepred.evaluation.metrics import mape
 
 COLUMNS = ["feature", "mape_increase", "mape_increase_sd", "base_mape", "repeats"]
+PROGRESS_S = 10.0  # a long pass logs how many features are done this often
+log = logging.getLogger(__name__)
 
 
 def permutation_importance(predict, inputs: dict, likes, groups: list, repeats: int = 5, seed: int = 0,
@@ -32,7 +36,11 @@ def permutation_importance(predict, inputs: dict, likes, groups: list, repeats: 
     base = score(likes, np.asarray(predict(inputs), float))
     rng = np.random.default_rng(seed)
     rows = []
-    for label, cols in groups:
+    started = said = time.monotonic()
+    for done, (label, cols) in enumerate(groups):
+        if time.monotonic() - said > PROGRESS_S:
+            said = time.monotonic()
+            log.info("permutation importance: %d of %d features (%.0f s)", done, len(groups), said - started)
         if any(inputs[b].ndim != 2 or inputs[b].dtype == object for b in cols):
             continue
         increases = []

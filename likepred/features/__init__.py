@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,16 +124,30 @@ class FeatureSet:
         self.names_ = names
         return out
 
-    def fit(self, train: pd.DataFrame) -> "FeatureSet":
+    SLOW_S = 5.0  # long runs show progress: an extractor's step is logged (name, rows, seconds) when it took
+    # longer, or when the steps since the last such line did (many quick extractors on many rows)
+
+    def _each(self, step: str, posts: pd.DataFrame) -> list:
+        out, said = [], time.monotonic()
         for e in self.extractors:
-            e.fit(train)
+            started = time.monotonic()
+            out.append(getattr(e, step)(posts))
+            now = time.monotonic()
+            if now - said > self.SLOW_S:
+                said = now
+                log.info("features: %s %s on %d rows in %.1f s", e.name, step.replace("_", "+"), len(posts),
+                         now - started)
+        return out
+
+    def fit(self, train: pd.DataFrame) -> "FeatureSet":
+        self._each("fit", train)
         return self
 
     def fit_transform(self, train: pd.DataFrame) -> dict:
-        return self._collect([e.fit_transform(train) for e in self.extractors])
+        return self._collect(self._each("fit_transform", train))
 
     def transform(self, posts: pd.DataFrame) -> dict:
-        return self._collect([e.transform(posts) for e in self.extractors])
+        return self._collect(self._each("transform", posts))
 
     def reports(self, **rows: pd.DataFrame) -> dict:
         """Every extractor's report on each set of rows, as `{set}_{extractor}_{figure}` metrics."""

@@ -5,6 +5,8 @@ LightGBM's built-in `mape` objective silently clips and is not used.
 """
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -34,6 +36,7 @@ LOSSES = {"mape": "absolute_error", "mae": "absolute_error", "mse": "squared_err
 
 class GBM(Estimator):
     weights = ("model",)  # the trees travel as arrays (forest.npz) beside the pipeline
+    PROGRESS_S = 15.0  # a fit that runs longer logs its round (and val loss) this often
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -62,7 +65,8 @@ class GBM(Estimator):
         kw = {}
         if has_val:
             kw = {"X_val": val.inputs["meta"], "y_val": val.y, "sample_weight_val": self._weights(val.y)}
-        self.model.fit(train.inputs["meta"], train.y, sample_weight=self._weights(train.y), **kw)
+        with _progress(self.model, m.max_iter, self.PROGRESS_S):
+            self.model.fit(train.inputs["meta"], train.y, sample_weight=self._weights(train.y), **kw)
         scores = {}
         if on_epoch is not None:
             for i, (tr, va) in enumerate(zip(self.model.train_score_, self.model.validation_score_ if has_val else self.model.train_score_)):
@@ -88,6 +92,48 @@ class GBM(Estimator):
             self.model = Forest.load(folder / "forest.npz")
         elif getattr(self, "model", None) is None:
             raise ConfigError(f"{folder}: forest.npz is missing (the gbm's trees)")
+
+
+class _progress:
+    """While scikit-learn fits `model` (it takes no callback), a daemon thread logs every `every`
+    seconds how many boosting rounds are done and the latest val loss (early stopping on), read
+    from the lists the estimator appends to as it goes; then one line with the rounds and time."""
+
+    def __init__(self, model, max_iter: int, every: float):
+        self.model, self.max_iter, self.every = model, max_iter, every
+        self.stop = threading.Event()
+
+    def _said(self, final: bool = False) -> str:
+        done = len(getattr(self.model, "_predictors", None) or ())
+        if final:
+            done = getattr(self.model, "n_iter_", done)
+        val = getattr(self.model, "validation_score_", None)
+        val = list(val) if val is not None else []  # -loss, one a round (round 0: before the first tree)
+        said = f"gbm: {done} rounds" if final else f"gbm: round {done} of at most {self.max_iter}"
+        if len(val) > 1:
+            best = int(max(range(len(val)), key=val.__getitem__))
+            said += f", val loss {-val[-1]:.4g} (best {-val[best]:.4g} at round {best})"
+        return said + f" ({time.monotonic() - self.started:.0f} s)"
+
+    def _watch(self):
+        while not self.stop.wait(self.every):
+            if getattr(self.model, "_predictors", None) is None:
+                log.info("gbm: binning the features (%.0f s)", time.monotonic() - self.started)
+            else:
+                log.info("%s", self._said())
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        self.thread = threading.Thread(target=self._watch, name="gbm-progress", daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind, *_):
+        self.stop.set()
+        self.thread.join()
+        if kind is None and time.monotonic() - self.started > self.every:
+            stopped = getattr(self.model, "n_iter_", self.max_iter) < self.max_iter
+            log.info("%s%s", self._said(final=True), ": stopped early" if stopped else "")
 
 
 @register("gbm", schema=GBMConfig)

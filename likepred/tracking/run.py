@@ -74,7 +74,11 @@ class Run:
         if self.run_id and self.folder is not None and any(self.folder.iterdir()):
             import mlflow
 
+            started = time.monotonic()
+            files = [f for f in self.folder.rglob("*") if f.is_file()]
             mlflow.log_artifacts(str(self.folder))
+            log.info("MLflow: logged %d result files (%.1f MB) in %.1f s", len(files),
+                     sum(f.stat().st_size for f in files) / 1e6, time.monotonic() - started)
 
     def log_model(self, pyfunc_kwargs: dict, register: str | None = None, tags: dict | None = None):
         """Log a packaged model (the keyword arguments of `mlflow.pyfunc.log_model`) as the run's
@@ -85,6 +89,7 @@ class Run:
             return
         import mlflow.pyfunc
 
+        started = time.monotonic()
         try:
             mlflow.pyfunc.log_model(name="model", registered_model_name=register, tags=tags, **pyfunc_kwargs)
         except OSError as e:  # a full disk: no half-copied model stays behind
@@ -94,6 +99,8 @@ class Run:
             if local is not None:
                 shutil.rmtree(local, ignore_errors=True)
             raise OSError(e.errno, e.strerror, e.filename2 or where or e.filename or "the run's model artifacts") from None
+        log.info("MLflow: logged the model in %.1f s%s", time.monotonic() - started,
+                 f" (registered as {register})" if register else "")
 
 
 def _task_overrides(job) -> list:
