@@ -108,7 +108,7 @@ def test_a_grid_cross_validated_ranks_settings_by_fold_mean_val(tmp_path, cache_
     assert "cross-validated settings" in proc.stdout
 
 
-def test_compare_command_refuses_runs_on_different_data(tmp_path, store, capsys):
+def test_compare_command_refuses_runs_on_different_data(tmp_path, store, capsys, caplog):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{store}/mlflow.db"
@@ -117,7 +117,8 @@ def test_compare_command_refuses_runs_on_different_data(tmp_path, store, capsys)
     users = np.repeat([f"u{i}" for i in range(10)], 3)
     likes = np.arange(1, 31, dtype=float) * 10
     ids = []
-    for h, pred in (("aaaa", likes * 1.1), ("bbbb", likes * 0.8), ("aaaa", likes * 0.8)):
+    for h, pred in (("aaaa", likes * 1.1), ("bbbb", likes * 0.8), ("aaaa", likes * 0.8), ("2-bbbb", likes * 0.8),
+                    ("2-cccc", likes * 0.8)):
         run = client.create_run(exp, tags={"dataset_hash": h})
         path = tmp_path / "predictions.csv"
         table(users, likes, pred).to_csv(path, index=False)
@@ -129,3 +130,8 @@ def test_compare_command_refuses_runs_on_different_data(tmp_path, store, capsys)
     assert compare_main([ids[0], ids[2], "--uri", uri, "--boot", "200"]) == 0
     out = capsys.readouterr().out
     assert "30 shared test rows of 10 users" in out and "A - B: -10.00 [-10.00, -10.00]" in out  # 10% vs 20% off
+    # a fingerprint of another form (Dataset.fingerprint's version 2) cannot be compared: said, not refused
+    assert compare_main([ids[0], ids[3], "--uri", uri, "--boot", "200"]) == 0
+    assert "made by different likepred versions (aaaa, 2-bbbb)" in caplog.text
+    assert compare_main([ids[3], ids[4], "--uri", uri]) == 2
+    assert "different data (dataset_hash 2-bbbb vs 2-cccc)" in capsys.readouterr().err

@@ -12,9 +12,12 @@ interval, and a two-sided p-value, from one bootstrap over users. Runs on differ
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from likepred.errors import LikepredError
+
+log = logging.getLogger("likepred")
 
 KEYS = ["alias", "post_index", "date"]
 
@@ -85,11 +88,15 @@ def load_run(client, run_id):
 def compare_runs(client, run_a: str, run_b: str, n_boot: int = 1000, seed: int = 0, mature: bool = False) -> dict:
     """`compare` of two MLflow runs' test predictions (runs or cross-validation parents), refused
     in one line when they are on different data; adds the runs' names (`name_a`, `name_b`)."""
+    from likepred.data.schema import fingerprint_version
     from likepred.tracking.keys import DATASET_HASH, tag
 
     (ra, a), (rb, b) = load_run(client, run_a), load_run(client, run_b)
     ha, hb = tag(ra.data.tags, DATASET_HASH), tag(rb.data.tags, DATASET_HASH)
-    if ha and hb and ha != hb:
+    if ha and hb and fingerprint_version(ha) != fingerprint_version(hb):  # made by different versions: unknown
+        log.warning("the runs' data fingerprints were made by different likepred versions (%s, %s): "
+                    "it cannot tell whether they are on the same data", ha, hb)
+    elif ha and hb and ha != hb:
         raise LikepredError(f"the runs are on different data (dataset_hash {ha} vs {hb}): "
                             "their scores are not comparable")
     if n_boot < 1:

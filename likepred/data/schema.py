@@ -27,6 +27,14 @@ POST_COLUMNS = [
 USER_COLUMNS = ["alias", "followers", "following", "posts_count", "private"]
 
 
+FINGERPRINT_VERSION = "2"  # Dataset.fingerprint's form; fingerprints of other forms cannot be compared
+
+
+def fingerprint_version(value: str) -> str:
+    """The form a fingerprint was made in ("1": the first, with no prefix)."""
+    return value.split("-", 1)[0] if "-" in value else "1"
+
+
 @dataclass
 class Dataset:
     """Posts (one row per post, user counts joined) and users, plus side files."""
@@ -52,10 +60,11 @@ class Dataset:
         return self.image_dir
 
     def fingerprint(self) -> str:
-        """A short hash of what a model sees, to tell datasets apart in MLflow."""
-        cols = self.posts[["alias", "date", "likes"]].astype(str)
-        h = pd.util.hash_pandas_object(cols, index=False).to_numpy()
-        return f"{int(np.bitwise_xor.reduce(h)) & 0xFFFFFFFFFFFF:012x}"
+        """A short hash of what a model sees, to tell datasets apart in MLflow: `2-` and 12 hex
+        digits over each post's user, date and likes, hashed as columns (version 1, 12 hex digits
+        and no prefix, hashed their text: seconds per million posts)."""
+        h = pd.util.hash_pandas_object(self.posts[["alias", "date", "likes"]], index=False).to_numpy()
+        return f"{FINGERPRINT_VERSION}-{int(np.bitwise_xor.reduce(h)) & 0xFFFFFFFFFFFF:012x}"
 
 
 MAX_COUNT = 10**12  # no account has this many likes or followers; bigger is a broken value (and overflows int64)
