@@ -81,3 +81,27 @@ def test_gbm_leaves_larger_than_half_the_rows_warn_instead_of_learning_a_constan
     caplog.clear()
     build_model(make_cfg("model=gbm", "model.min_samples_leaf=5", "model.max_iter=5")).fit(train, val)
     assert not [r for r in caplog.records if "min_samples_leaf" in r.getMessage()]
+
+
+def test_epoch_batch_size_doubles_until_an_epoch_fits_the_step_limit():
+    from likepred.models.keras_estimator import epoch_batch_size
+
+    assert epoch_batch_size(4_400, 64, 2000) == 64  # the default command's data: unchanged
+    assert epoch_batch_size(128_000, 64, 2000) == 64 and epoch_batch_size(128_001, 64, 2000) == 128
+    assert epoch_batch_size(7_000_000, 64, 2000) == 4096
+    assert epoch_batch_size(7_000_000, 64, None) == 64
+
+
+@pytest.mark.parametrize("max_steps", [None, 3])
+def test_dense_training_takes_at_most_max_steps_per_epoch(make_cfg, caplog, max_steps):
+    """The optimizer's own step count: ceil(rows / 64) without a limit, at most 3 with one."""
+    cfg = make_cfg("model=dense_meta", "trainer.epochs=1", f"trainer.max_steps_per_epoch={max_steps or 'null'}")
+    _, _, train, val, _ = prepared(cfg)
+    est = build_model(cfg)
+    with caplog.at_level("INFO", logger="likepred"):
+        est.fit(train, val)
+    steps = int(est.model.optimizer.iterations.numpy())
+    if max_steps is None:
+        assert steps == -(-len(train) // 64) > 3
+    else:
+        assert 0 < steps <= 3 and "training with batches of" in caplog.text

@@ -124,6 +124,7 @@ class OptimizerConfig:
 class TrainerConfig:
     epochs: int = rng(60, lo=1)
     batch_size: int = rng(64, lo=1)
+    max_steps_per_epoch: Optional[int] = rng(2000, lo=1)  # larger data: the batch doubles until an epoch fits (null: off)
     patience: int = rng(8, lo=0)
     verbose: Any = "auto"  # auto | 0 | 1 | 2
 

@@ -89,6 +89,24 @@ def epoch_progress(epochs: int, stream=None):
     return EpochProgress()
 
 
+def epoch_batch_size(rows: int, batch_size: int, max_steps: int | None) -> int:
+    """`batch_size`, doubled until an epoch over `rows` takes at most `max_steps` steps
+    (trainer.max_steps_per_epoch; None: no limit): a step costs about the same at 64 rows as at
+    a few thousand on a CPU, so at millions of rows the number of steps is the cost."""
+    batch = int(batch_size)
+    if not max_steps:
+        return batch
+    while -(-rows // batch) > max_steps:
+        batch *= 2
+    if batch != batch_size:
+        import logging
+
+        logging.getLogger("likepred").info(
+            "training with batches of %d rows (trainer.batch_size=%d): %d train rows in at most %d steps an epoch "
+            "(trainer.max_steps_per_epoch)", batch, batch_size, rows, max_steps)
+    return batch
+
+
 class KerasEstimator(Estimator):
     weights = ("model",)  # the net travels as a .keras file (and NumPy weights) beside the pipeline
 
@@ -123,8 +141,9 @@ class KerasEstimator(Estimator):
                     "validation_data": image_batches(val, self.cfg.images, t.batch_size) if has_val else None,
                     "shuffle": False}
         else:
+            batch = epoch_batch_size(len(train), t.batch_size, t.get("max_steps_per_epoch"))
             data = {"x": train.inputs, "y": train.y, "validation_data": (val.inputs, val.y) if has_val else None,
-                    "batch_size": t.batch_size, "shuffle": True}
+                    "batch_size": batch, "validation_batch_size": batch, "shuffle": True}
         history = self.model.fit(**data, epochs=t.epochs, verbose=verbose, callbacks=callbacks)
         return history.history
 
