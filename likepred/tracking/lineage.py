@@ -109,7 +109,7 @@ class _Streams:
                         self.arrow(pa.array(part, pa.string()), path)
                         continue
                     if t in (list, tuple, np.ndarray):
-                        self.arrow(pa.array(part, pa.list_(pa.string()), from_pandas=True), path)
+                        self.arrow(pa.array(part, pa.list_(pa.string())), path)
                         continue
                 except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. lists of numbers
                     pass
