@@ -62,9 +62,9 @@ def test_digest_sees_list_boundaries_nulls_and_value_types():
     frame = pd.DataFrame({"s": pd.Series(["q", "bb", "ccc", "d"], dtype="str"),
                           "t": pd.Series([["q"], ["r", "s"], [], ["u"]], dtype=object)})
     assert digest(frame.iloc[1:3].reset_index(drop=True)) == digest(frame.iloc[[1, 2]].copy().reset_index(drop=True))
-    mixed = pd.Series(["a.jpg", ["a.jpg", "b.jpg"], None, 3, ["x", 1]], dtype=object)  # any object column
+    mixed = pd.Series(["a.jpg", ["a.jpg", "b.jpg"], None, 3, ["x", 1], "\udc80", ["\udc80"]], dtype=object)  # any
     assert digest(pd.DataFrame({"m": mixed})) == digest(pd.DataFrame({"m": mixed.copy()})) != digest(
-        pd.DataFrame({"m": mixed.iloc[[1, 0, 2, 3, 4]].reset_index(drop=True)}))
+        pd.DataFrame({"m": mixed.iloc[[1, 0, 2, 3, 4, 5, 6]].reset_index(drop=True)}))
 
 
 def test_resume_reads_the_data_once_per_pass_and_compares_old_runs_in_their_format(make_cfg, caplog):

@@ -74,9 +74,9 @@ class _Streams:
                 off = chunk.offsets.to_numpy()
                 self.put(path + "lengths", _lengths(off))
                 self.arrow(chunk.values.slice(off[0], off[-1] - off[0]), path + "[]")
-            elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            elif pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind):
                 _, offsets, data = chunk.buffers()
-                width = np.int32 if pa.types.is_string(kind) else np.int64
+                width = np.int64 if pa.types.is_large_string(kind) else np.int32
                 off = np.frombuffer(offsets, width)[chunk.offset:chunk.offset + len(chunk) + 1]
                 self.put(path + "lengths", _lengths(off))
                 if data is not None and off[-1] > off[0]:
@@ -88,7 +88,6 @@ class _Streams:
         """An object column (lists of strings, strings, None; other values by their text), in
         pieces of CHUNK rows: each piece's value types, then the values of each type via Arrow."""
         import numpy as np
-        import pandas as pd
         import pyarrow as pa
 
         for start in range(0, len(values), CHUNK):
@@ -111,10 +110,10 @@ class _Streams:
                     if t in (list, tuple, np.ndarray):
                         self.arrow(pa.array(part, pa.list_(pa.string())), path)
                         continue
-                except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. lists of numbers
+                except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):  # lists of numbers, lone surrogates
                     pass
-                text = pd.Series(part, dtype=object).astype(str)
-                self.put(path + "text", pd.util.hash_pandas_object(text, index=False).to_numpy().tobytes())
+                text = [str(v).encode("utf-8", "surrogatepass") for v in part]  # rare: per value in Python
+                self.arrow(pa.array(text, pa.binary()), path + "text:")
 
     def digest(self) -> bytes:
         return b"".join(name.encode() + b"=" + h.digest() for name, h in sorted(self.hashes.items()))
@@ -133,7 +132,11 @@ def _column(series) -> bytes:
     elif isinstance(dtype, pd.StringDtype):
         import pyarrow as pa
 
-        s.arrow(pa.array(series.array))  # pandas' Arrow strings: no copy
+        try:
+            s.arrow(pa.array(series.array))  # pandas' Arrow strings: no copy
+        except UnicodeEncodeError:  # Python-held text with a lone surrogate
+            s = _Streams()
+            s.objects(series.to_numpy(dtype=object))
     elif isinstance(dtype, np.dtype) and dtype.kind in "biufmM":
         s.put("bytes", np.ascontiguousarray(series.to_numpy()).view(np.uint8))
     else:  # categories, nullable integers, dates with a time zone, ...
