@@ -49,7 +49,8 @@ def _lengths(offsets) -> bytes:
 
 class _Streams:
     """One column's hashes, kept apart by what they hash (null positions, lengths, bytes; per
-    nesting level), so that feeding a column in pieces gives the same digest wherever it is cut."""
+    nesting level), so that an Arrow column gives the same digest however it is chunked (object
+    columns are cut at fixed rows, CHUNK)."""
 
     def __init__(self):
         self.hashes, self.rows = {}, {}
