@@ -3,6 +3,7 @@ resume that reruns a job whose data changed."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -22,6 +23,11 @@ def sweep(args, tmp_path, cache_dir, store, name):
     return proc, uri, tmp_path / name
 
 
+def reads(proc) -> int:
+    """How many times a command read its data: load_dataset's line, one a read."""
+    return len(re.findall(r"data: \d+ posts from \d+ users", proc.stdout + proc.stderr))
+
+
 def test_digest_covers_every_cell_and_the_reader_settings():
     from likepred.tracking.lineage import digest
 
@@ -35,6 +41,68 @@ def test_digest_covers_every_cell_and_the_reader_settings():
     tagged.at[1, "tags"] = ["y"]
     assert len({base, digest(changed, {"path": "p", "min_posts": 1}), digest(tagged, {"path": "p", "min_posts": 1}),
                 digest(posts, {"path": "p", "min_posts": 2}), digest(posts.iloc[::-1], {"path": "p", "min_posts": 1})}) == 5
+
+
+def test_digest_sees_list_boundaries_nulls_and_value_types():
+    from likepred.tracking.lineage import digest
+
+    alias = pd.Series(["a", "b", "c"], dtype="str")
+
+    def d(tags, **more):
+        return digest(pd.DataFrame({"alias": alias, "tags": pd.Series(tags, dtype=object), **more}))
+
+    base = d([["x", "y"], [], None])
+    variants = [d([["xy"], [], None]), d([["x"], ["y"], None]), d([["x", "y"], None, []]),
+                d([["x", "y"], [], ["z"]]), d(["xy", [], None]), d([["x", "y"], [], None], n=[1, 2, 3])]
+    assert base == d([["x", "y"], [], None]) and len({base, *variants}) == 7
+    # Arrow text read in pieces (pandas keeps chunks after a concat) or sliced: the same rows, the same digest
+    joined = pd.concat([pd.Series(["a", "bb"], dtype="str"), pd.Series(["ccc", None], dtype="str")], ignore_index=True)
+    assert digest(pd.DataFrame({"s": joined})) == digest(pd.DataFrame({"s": pd.Series(["a", "bb", "ccc", None],
+                                                                                        dtype="str")}))
+    frame = pd.DataFrame({"s": pd.Series(["q", "bb", "ccc", "d"], dtype="str"),
+                          "t": pd.Series([["q"], ["r", "s"], [], ["u"]], dtype=object)})
+    assert digest(frame.iloc[1:3].reset_index(drop=True)) == digest(frame.iloc[[1, 2]].copy().reset_index(drop=True))
+    mixed = pd.Series(["a.jpg", ["a.jpg", "b.jpg"], None, 3, ["x", 1], "\udc80", ["\udc80"]], dtype=object)  # any
+    assert digest(pd.DataFrame({"m": mixed})) == digest(pd.DataFrame({"m": mixed.copy()})) != digest(
+        pd.DataFrame({"m": mixed.iloc[[1, 0, 2, 3, 4, 5, 6]].reset_index(drop=True)}))
+
+
+def test_resume_reads_the_data_once_per_pass_and_compares_old_runs_in_their_format(make_cfg, caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from likepred.data import load_dataset
+    from likepred.tracking.lineage import DIGEST_TAG, FORMAT, FORMAT_TAG, _digest_v1, data_changed, digest
+
+    cfg = make_cfg()
+    posts = load_dataset(cfg.data).posts
+    new, old = digest(posts, cfg.data), _digest_v1(posts, cfg.data)
+    assert new != old
+
+    def run(**tags):  # what the resume reads of an MLflow run
+        return SimpleNamespace(data=SimpleNamespace(tags=tags))
+
+    def reads():  # load_dataset's line: one a read
+        return len(re.findall(r"data: \d+ posts from \d+ users", caplog.text))
+
+    caplog.set_level(logging.INFO, logger="likepred")
+    caplog.clear()
+    finished = [run(**{DIGEST_TAG: new, FORMAT_TAG: FORMAT}), run(**{DIGEST_TAG: new, FORMAT_TAG: FORMAT}),
+                run(**{DIGEST_TAG: "0" * 16, FORMAT_TAG: FORMAT})]
+    assert [data_changed(r, cfg.data, scope="pass-1") for r in finished] == [
+        None, None, f"its data changed (digest {'0' * 16} -> {new})"]
+    assert reads() == 1  # three finished jobs checked, the data read once
+    assert data_changed(run(**{DIGEST_TAG: new, FORMAT_TAG: FORMAT}), cfg.data, scope="pass-2") is None
+    assert reads() == 2  # a new pass reads again (the files may have changed in between)
+    other = make_cfg("data.min_posts=15")  # other data settings: their own digest
+    assert data_changed(run(**{DIGEST_TAG: new, FORMAT_TAG: FORMAT}), other.data, scope="pass-2").startswith(
+        "its data changed")
+    # runs tagged before the format tag carry the first format: compared in it, not rerun for it
+    assert data_changed(run(**{DIGEST_TAG: old}), cfg.data, scope="pass-2") is None
+    assert data_changed(run(data_digest=old), cfg.data, scope="pass-2") is None
+    assert data_changed(run(**{DIGEST_TAG: old, FORMAT_TAG: FORMAT}), cfg.data, scope="pass-2")
+    assert data_changed(run(**{DIGEST_TAG: new, FORMAT_TAG: "99"}), cfg.data) is None  # a later format: unknown
+    assert data_changed(run(), cfg.data) is None
 
 
 def test_code_tags_name_the_checkout():
@@ -53,10 +121,10 @@ def test_runs_log_their_rows_and_resume_reruns_a_job_whose_data_changed(tmp_path
     from likepred.synthetic import ensure
 
     folder = ensure(tmp_path / "generated", n_users=30, min_posts=10, max_posts=15, seed=3) / "profiles"
-    args = ["--multirun", "model=user_median", "data=profiles", f"data.path={folder}", "seed=0"]
+    args = ["--multirun", "model=user_median", "data=profiles", f"data.path={folder}", "seed=0,1"]
     proc, uri, sweep_dir = sweep(args, tmp_path, cache_dir, store, "multi")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client, _, (first,) = parent_and_children(uri, sweep_dir)
+    client, _, (first, *_) = parent_and_children(uri, sweep_dir)
     inputs = {i.dataset.name: (i.dataset, [t.value for t in i.tags]) for i in first.inputs.dataset_inputs}
     assert sorted(inputs) == ["profiles-test", "profiles-train", "profiles-validation"]
     assert [inputs[f"profiles-{c}"][1] for c in ("train", "validation", "test")] == [["train"], ["validation"], ["test"]]
@@ -66,7 +134,8 @@ def test_runs_log_their_rows_and_resume_reruns_a_job_whose_data_changed(tmp_path
     assert tags["likepred.version"] and len(tags["likepred.data_digest"]) == 16 and "mlflow.source.git.commit" in tags
 
     proc, _, _ = sweep(args, tmp_path, cache_dir, store, name="same")  # unchanged: reused
-    assert proc.returncode == 0 and "already FINISHED as run" in proc.stdout, proc.stderr[-3000:]
+    assert proc.returncode == 0 and proc.stdout.count("already FINISHED as run") == 2, proc.stderr[-3000:]
+    assert reads(proc) == 1, proc.stdout  # two finished jobs checked against one read of the data
 
     path = sorted(folder.glob("*.json"))[0]  # one post's likes change, nothing in the config does
     profile = json.loads(path.read_text())
@@ -75,5 +144,6 @@ def test_runs_log_their_rows_and_resume_reruns_a_job_whose_data_changed(tmp_path
     proc, _, sweep_dir3 = sweep(args, tmp_path, cache_dir, store, name="changed")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"FINISHED as run {first.info.run_id}, but its data changed (digest {tags['likepred.data_digest']} -> " in proc.stdout
-    _, _, (again,) = parent_and_children(uri, sweep_dir3)
+    assert proc.stdout.count("but its data changed") == 2 and reads(proc) == 1 + 2  # the check's read, 2 trainings
+    _, _, (again, *_) = parent_and_children(uri, sweep_dir3)
     assert again.info.status == "FINISHED" and again.data.tags["likepred.data_digest"] != tags["likepred.data_digest"]

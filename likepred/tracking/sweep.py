@@ -260,7 +260,8 @@ def reuse_finished(cfg, job: Job):
     run = finished_run(cfg, config_hash(cfg), job.parent.get("experiment_id"))
     if run is None:
         return False, None
-    changed = data_changed(run, cfg.data)
+    # the data is read once per resume pass (per data settings), not once per job checked
+    changed = data_changed(run, cfg.data, scope=job.parent.get("parent_run_id") or str(job.sweep_dir))
     if changed:
         print(f"likepred: job #{job.num} {' '.join(job.swept)}: FINISHED as run {run.info.run_id}, but {changed}; "
               "running it again", flush=True)
