@@ -45,6 +45,8 @@ def train(cfg: DictConfig, run=None, keep: dict | None = None) -> dict:
     features = build_features(cfg.features, FeatureContext.of(data))
     if features.needs_images:
         data.ensure_images()
+    if features.needs_labels:
+        data.ensure_labels()
     pipeline = Pipeline(features, build_target(cfg.target), cfg.split.get("train_as_unseen", False))
     train_d, val_d, test_d = pipeline.prepare(data.posts, split)
     model = build_model(cfg)
