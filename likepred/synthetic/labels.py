@@ -99,14 +99,15 @@ def _record_text(name: str, record: dict) -> str:
             f'  "labels": {labels}\n }}')
 
 
-def _chunk_text(seed: int, names: list, classes: list) -> str:
-    """The rows of these images (in this order), joined by commas; "" when none has labels."""
+def _chunk_bytes(seed: int, names: list, classes: list) -> bytes:
+    """The rows of these images (in this order), joined by commas, UTF-8; b"" when none has labels
+    (bytes: a pool worker encodes its own chunk, the writer only writes)."""
     rows = []
     for name, cls in zip(names, classes):
         record = labels_for(int(cls), _rng_for(seed, name))
         if record is not None:
             rows.append(_record_text(name, record))
-    return ",".join(rows)
+    return ",".join(rows).encode()
 
 
 def write_labels(latent_csv, path, seed: int = 0, workers: int | None = None) -> Path:
@@ -136,17 +137,18 @@ def write_labels(latent_csv, path, seed: int = 0, workers: int | None = None) ->
     workers = max(1, min(int(workers), len(chunks)))
     started = time.time()
     with open_atomic(path) as f:
-        sep = "["
+        sep = b"["
 
         def write(text):
             nonlocal sep
             if text:
-                f.write((sep + text).encode())
-                sep = ","
+                f.write(sep)
+                f.write(text)
+                sep = b","
 
         if workers == 1:
             for c in chunks:
-                write(_chunk_text(seed, *c))
+                write(_chunk_bytes(seed, *c))
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
@@ -154,12 +156,12 @@ def write_labels(latent_csv, path, seed: int = 0, workers: int | None = None) ->
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
                 pending = deque()  # at most 2 chunks per worker drawn ahead of the writer
                 for c in chunks:
-                    pending.append(pool.submit(_chunk_text, seed, *c))
+                    pending.append(pool.submit(_chunk_bytes, seed, *c))
                     if len(pending) >= 2 * workers:
                         write(pending.popleft().result())
                 while pending:
                     write(pending.popleft().result())
-        f.write((("[]" if sep == "[" else "\n]") + "\n").encode())
+        f.write(b"[]\n" if sep == b"[" else b"\n]\n")
     if len(names) > POOL_IMAGES:
         took = time.time() - started
         log.info("synthetic labels: %d images in %.0f s (%.0f images/s, %d processes)", len(names), took,
