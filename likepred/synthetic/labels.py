@@ -118,6 +118,7 @@ def write_labels(latent_csv, path, seed: int = 0, workers: int | None = None) ->
     Each image has its own RNG, so chunks are drawn in a process pool (`workers`; None: every core
     when there are over POOL_IMAGES images, else in this process) and their text written in name order:
     the same bytes however they were drawn."""
+    import multiprocessing as mp
     import os
     import time
     from collections import deque
@@ -133,7 +134,9 @@ def write_labels(latent_csv, path, seed: int = 0, workers: int | None = None) ->
     del visual
     chunks = [(names[i:i + CHUNK_IMAGES], classes[i:i + CHUNK_IMAGES]) for i in range(0, len(names), CHUNK_IMAGES)]
     if workers is None:
-        workers = (os.cpu_count() or 1) if len(names) > POOL_IMAGES else 1
+        # a daemonic process (a launcher's pool worker) may not start children
+        big = len(names) > POOL_IMAGES and not mp.current_process().daemon
+        workers = (os.cpu_count() or 1) if big else 1
     workers = max(1, min(int(workers), len(chunks)))
     started = time.time()
     with open_atomic(path) as f:
@@ -150,7 +153,6 @@ def write_labels(latent_csv, path, seed: int = 0, workers: int | None = None) ->
             for c in chunks:
                 write(_chunk_bytes(seed, *c))
         else:
-            import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
