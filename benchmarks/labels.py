@@ -43,6 +43,7 @@ def purity(clusters, classes):
 def reconstruction(data_args):
     cfg = config(*data_args)
     data = load_dataset(cfg.data)
+    data.ensure_labels()  # synthetic labels are drawn on first use
     split = make_split(data.posts, cfg.split)
     train, test = (data.posts.iloc[ix].reset_index(drop=True) for ix in (split.train, split.test))
     latent = pd.read_csv(os.path.join(os.path.dirname(data.labels_path), "latent.csv")).set_index("filename")

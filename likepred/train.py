@@ -90,6 +90,8 @@ def _flow(cfg: DictConfig, run, keep, beat) -> dict:
     features = build_features(cfg.features, FeatureContext.of(data))
     if features.needs_images:
         data.ensure_images()
+    if features.needs_labels:
+        data.ensure_labels()
     pipeline = Pipeline(features, build_target(cfg.target), cfg.split.get("train_as_unseen", False))
     train_d, val_d, test_d = pipeline.prepare(data.posts, split)
     width = sum(x.shape[1] if x.ndim == 2 else 1 for x in train_d.inputs.values())

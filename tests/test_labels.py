@@ -39,6 +39,7 @@ def ae_cfg(make_cfg, features="labels_ae", *more):
 
 def parts(cfg, with_split=False):
     data = load_dataset(cfg.data)
+    data.ensure_labels()  # as the train step does for label features
     split = make_split(data.posts, cfg.split)
     rows = lambda ix: data.posts.iloc[ix].reset_index(drop=True)  # noqa: E731
     return (data, rows(split.train), rows(split.test)) + ((split,) if with_split else ())
@@ -48,7 +49,7 @@ def parts(cfg, with_split=False):
 
 def test_synthetic_labels_follow_the_image_class(make_cfg, tmp_path):
     data = load_dataset(make_cfg().data)
-    folder = os.path.dirname(data.labels_path)
+    folder = os.path.dirname(data.ensure_labels())
     labels = load_labels(data.labels_path)  # written beside the profiles, in the study's format
     latent = pd.read_csv(os.path.join(folder, "latent.csv"))
     assert 0.95 * len(latent) < len(labels) < len(latent)  # a few images were "not annotated"
@@ -64,6 +65,29 @@ def test_synthetic_labels_follow_the_image_class(make_cfg, tmp_path):
             faces.setdefault(c, []).append(labels[name]["numFaces"])
     assert all(np.mean(v) > 0.6 for v in own.values()), {c: np.mean(v) for c, v in own.items()}
     assert np.mean(faces[7]) > 3 * np.mean(faces[0])
+
+
+def test_synthetic_labels_drawn_only_by_runs_that_read_them(make_cfg, tmp_path):
+    """A metadata-only run writes no labels.json; a run with label features draws it (once, reused)."""
+    from likepred.train import train
+
+    small = [f"data.path={tmp_path}", "data.n_users=12", "data.min_posts=8", "data.max_posts=12", "trainer.epochs=1"]
+    cfg = make_cfg("model=user_median", *small)  # the default features: metadata only
+    assert not build_features(cfg.features).needs_labels
+    assert np.isfinite(train(cfg)["test_mape"])
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "latent.csv").is_file() and not (folder / "labels.json").exists()
+
+    cfg = make_cfg("features=labels_ae", "model=user_median", "features.extractors.label_ae.epochs=1",
+                   "features.extractors.label_ae.min_count=2", *small)
+    assert build_features(cfg.features).needs_labels
+    assert np.isfinite(train(cfg)["test_mape"])
+    path = folder / "labels.json"
+    assert path.is_file() and len(load_labels(path)) > 0.9 * (len(pd.read_csv(folder / "latent.csv")))
+    stamp = path.stat().st_mtime_ns
+    data = load_dataset(cfg.data)
+    assert data.ensure_labels() == str(path) and path.stat().st_mtime_ns == stamp  # reused, not redrawn
+    assert load_dataset(cfg.data, labels=str(tmp_path / "mine.json")).synthetic_labels is None  # paths.labels given
 
 
 # ------------------------------------------------------------------ label encoder

@@ -99,3 +99,18 @@ def test_labels_streamed_are_the_file_save_labels_writes(tmp_path):
     save_labels(tmp_path / "none_whole.json", {})
     write_labels(tmp_path / "none.csv", tmp_path / "none.json")
     assert (tmp_path / "none.json").read_bytes() == (tmp_path / "none_whole.json").read_bytes()
+
+
+def test_labels_drawn_in_a_pool_are_the_same_bytes(tmp_path, monkeypatch):
+    """Chunks of images drawn by 2 worker processes and written in name order give the bytes one
+    process writes, and the bytes the one-image-at-a-time writer wrote before (sha1 pinned)."""
+    import hashlib
+
+    from likepred.synthetic import labels
+
+    out = profiles.generate(tmp_path / "d", n_users=20, min_posts=8, max_posts=40, seed=0)
+    one = labels.write_labels(out / "latent.csv", tmp_path / "one.json", seed=0, workers=1)
+    assert hashlib.sha1(one.read_bytes()).hexdigest() == "c1642ea1d61d27fa8abd47be05752b241de09fa4"
+    monkeypatch.setattr(labels, "CHUNK_IMAGES", 37)  # 15 chunks
+    pool = labels.write_labels(out / "latent.csv", tmp_path / "pool.json", seed=0, workers=2)
+    assert pool.read_bytes() == one.read_bytes()

@@ -9,7 +9,6 @@ image downloader fetches every post).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 
@@ -87,18 +86,21 @@ def load_dataset(cfg, images: str | None = None, labels: str | None = None) -> D
     posts = apply_filters(posts, users, cfg, scrape)
     posts = posts.merge(users[["alias", "followers", "following", "posts_count"]], on="alias", how="left")
     users = users[users["alias"].isin(posts["alias"])].reset_index(drop=True)
-    image_dir, drawn = images, None
+    image_dir, drawn, drawn_labels = images, None, None
     if image_dir is None and cfg.source == "instaloader":
         image_dir = cfg.get("path")  # the pictures lie beside the metadata
     if folder is not None:
         from likepred import synthetic
 
-        # Synthetic images are drawn on first use (the train step asks), so metadata-only runs stay fast.
+        # Synthetic images and labels are drawn on first use (the train step asks), so metadata-only
+        # runs stay fast.
         drawn = None if image_dir else synthetic.ImageSpec(str(folder), cfg.get("image_size"), cfg.seed)
         image_dir = image_dir or str(synthetic.image_dir(folder, cfg.get("image_size")))
-        labels = labels or str(Path(folder) / "labels.json")
+        drawn_labels = None if labels else synthetic.LabelSpec(str(folder), cfg.seed)
+        labels = labels or str(drawn_labels.path)
     log.info("data: %d posts from %d users (%s)", len(posts), len(users), cfg.source)
-    return Dataset(posts, users, cfg.source, scrape, image_dir, labels, skips, synthetic_images=drawn)
+    return Dataset(posts, users, cfg.source, scrape, image_dir, labels, skips, synthetic_images=drawn,
+                   synthetic_labels=drawn_labels)
 
 
 from likepred.data import instaloader as _instaloader  # noqa: E402,F401  registers data=instaloader

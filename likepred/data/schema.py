@@ -47,6 +47,7 @@ class Dataset:
     labels_path: str | None = None
     skips: Skips = field(default_factory=lambda: Skips())
     synthetic_images: object = None  # likepred.synthetic.ImageSpec: images to draw before first use
+    synthetic_labels: object = None  # likepred.synthetic.LabelSpec: the label file to draw before first use
 
     @property
     def skipped(self) -> int:
@@ -58,6 +59,12 @@ class Dataset:
         if self.synthetic_images is not None:
             self.synthetic_images.draw()
         return self.image_dir
+
+    def ensure_labels(self) -> str | None:
+        """The label file, after drawing synthetic labels there if not done yet."""
+        if self.synthetic_labels is not None:
+            self.synthetic_labels.draw()
+        return self.labels_path
 
     def fingerprint(self) -> str:
         """A short hash of what a model sees, to tell datasets apart in MLflow: `2-` and 12 hex

@@ -60,6 +60,7 @@ class Extractor:
     leaky = False  # True: sees likes of the rows it describes (study reproduction only)
     paths = False  # True: one column of file paths (images) that the model reads batch by batch
     uses_images = False  # True: needs the image folder filled before fit (synthetic data draws it)
+    uses_labels = False  # True: reads the label file (context.labels_path; synthetic data draws it before fit)
     transient: tuple = ()  # attributes rebuilt on demand (encoders, caches): not pickled
     context = FeatureContext()
 
@@ -104,6 +105,10 @@ class FeatureSet:
     @property
     def needs_images(self) -> bool:
         return any(e.uses_images for e in self.extractors)
+
+    @property
+    def needs_labels(self) -> bool:
+        return any(e.uses_labels for e in self.extractors)
 
     @property
     def blocks(self) -> set:

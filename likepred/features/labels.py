@@ -61,6 +61,8 @@ def read_label_file(path) -> dict:
 class LabelVocab(Extractor):
     """Labels seen in >= `min_count` train images, one-hot or score encoded, plus the face count."""
 
+    uses_labels = True  # and so every label extractor below (they all read context.labels_path)
+
     def __init__(self, min_count=10, encoding="onehot", faces=True, block="meta"):
         if encoding not in ENCODINGS:
             raise ConfigError(f"features.extractors.{self.name}.encoding: {encoding!r}; choose {' or '.join(ENCODINGS)}")

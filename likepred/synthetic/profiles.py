@@ -9,8 +9,8 @@ the rest is noise. Posts younger than ~2 days have not collected their likes
 yet, as in the real scrape.
 
 The latent variables go to `latent.csv` beside the profiles; no reader
-looks at it, tests and the image/label generators do (`load_dataset` writes
-`labels.json` from it with `likepred.synthetic.labels`).
+looks at it, tests and the image/label generators do (a run whose features read labels
+writes `labels.json` from it with `likepred.synthetic.labels`, on first use).
 """
 
 from __future__ import annotations
