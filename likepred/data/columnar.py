@@ -135,8 +135,19 @@ def to_posts(table) -> tuple[pd.DataFrame, np.ndarray]:
             "multiple_image": table["multiple_image"].to_numpy(zero_copy_only=False),
             "is_video": table["is_video"].to_numpy(zero_copy_only=False),
             "localization": _text(table["localization"])}
-    files = table["file"].cast(pa.string()).to_numpy(zero_copy_only=False)
-    return schema.posts_frame(_text(table["alias"]), files, cols), files
+    return schema.posts_frame(_text(table["alias"]), None, cols), _files(table)
+
+
+def _files(table) -> np.ndarray:
+    """Each post's unit name: one Python string per unit, shared by its posts (not one per post)."""
+    import pyarrow as pa
+
+    col = table["file"]
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_dictionary(col.type):
+        col = col.dictionary_encode()
+    names = np.array(col.dictionary.to_pylist(), dtype=object)
+    return names[col.indices.to_numpy(zero_copy_only=False)] if len(col) else names[:0]
 
 
 def _parse_profiles(folder: str, names: list, scrape_date):
@@ -265,7 +276,9 @@ class ProfilesFolder:
                 meta = json.loads((cache / f"posts-{state}.json").read_text())
                 with pa.OSFile(str(final)) as source:  # read into memory: pandas may keep Arrow's buffers
                     table = pa.ipc.open_file(source).read_all()
-                posts, files = to_posts(table)
+                posts = to_posts(table)[0]
+                del table
+                pa.default_memory_pool().release_unused()  # Arrow's pool keeps freed pages (GBs at 10 M posts)
                 skips = schema.Skips()
                 skips.rows, skips.files, skips.records, skips.duplicates = (
                     [tuple(r) for r in meta["rows"]], meta["files"], meta["records"], meta["duplicates"])
@@ -341,6 +354,8 @@ class ProfilesFolder:
             for old in cache.glob("part-*.parquet"):
                 if old.name not in live_parts:
                     old.unlink(missing_ok=True)
+        del table, tables
+        pa.default_memory_pool().release_unused()
         return posts, users, skips
 
     def _parse(self, names, stats, scrape_date, cache, workers):
