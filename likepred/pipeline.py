@@ -19,6 +19,14 @@ class ModelData:
     def __len__(self):
         return len(self.posts)
 
+    def sample(self, max_rows: int | None, seed: int = 0) -> "ModelData":
+        """At most `max_rows` of these rows, drawn without replacement (seeded), in their order;
+        all of them (self) when there are no more than that or `max_rows` is None."""
+        if max_rows is None or len(self) <= max_rows:
+            return self
+        ix = np.sort(np.random.default_rng(seed).choice(len(self), int(max_rows), replace=False))
+        return ModelData({b: x[ix] for b, x in self.inputs.items()}, self.y[ix], self.posts.iloc[ix].reset_index(drop=True))
+
 
 def mape_optimal_scale(pred, likes) -> float:
     """The c minimising MAPE of c * pred: sum |y - c p| / y = sum (p / y) |y / p - c|,

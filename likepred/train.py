@@ -60,7 +60,7 @@ class Heartbeat:
 
 def _flow(cfg: DictConfig, run, keep, beat) -> dict:
     from likepred.backend import use_backend
-    from likepred.data import load_dataset
+    from likepred.data import load_dataset, release_unused
     from likepred.evaluation import BASELINES, evaluate
     from likepred.evaluation.importance import permutation_importance, write_importance
     from likepred.evaluation.metrics import mape
@@ -107,6 +107,10 @@ def _flow(cfg: DictConfig, run, keep, beat) -> dict:
     if run.run_id:  # lineage: which rows it saw (likepred.tracking.lineage)
         log_datasets({"train": train_d.posts, "validation": val_d.posts, "test": test_d.posts}, cfg.data, data.source,
                      data.posts)
+    # every row now lives in train_d, val_d or test_d: the full table goes (GBs at 10 M posts)
+    data.posts = data.posts.iloc[:0]
+    features.forget_posts()
+    release_unused()
     if time.monotonic() - started > 5:  # digests of every row: long on large data
         log.info("MLflow: the run's tags and data sets in %.1f s", time.monotonic() - started)
     log.info("training %s on %d rows x %d features", cfg.model.name, len(train_d), width)
@@ -129,13 +133,15 @@ def _flow(cfg: DictConfig, run, keep, beat) -> dict:
             metrics["calibration_scale"] = scale
         # what drives the predictions on these rows (not for models reading image files: each shuffle re-reads them)
         if run.run_id and cfg.evaluate.importance_repeats and not any(e.paths for e in features.extractors):
+            rows = val_d.sample(cfg.evaluate.get("importance_max_rows"), cfg.seed)  # large data: a sample
+
             def shuffled(x):
-                return pipeline.predict_likes(model, ModelData(x, val_d.y, val_d.posts), calibrated=False)
+                return pipeline.predict_likes(model, ModelData(x, rows.y, rows.posts), calibrated=False)
             began = time.monotonic()
-            imp = permutation_importance(shuffled, val_d.inputs, val_d.posts["likes"], feature_groups(pipeline.names),
+            imp = permutation_importance(shuffled, rows.inputs, rows.posts["likes"], feature_groups(pipeline.names),
                                          cfg.evaluate.importance_repeats, cfg.seed)
             log.info("permutation importance: %d features x %d shuffles of %d val rows in %.1f s", len(imp),
-                     cfg.evaluate.importance_repeats, len(val_d), time.monotonic() - began)
+                     cfg.evaluate.importance_repeats, len(rows), time.monotonic() - began)
             write_importance(imp, _sub(out, "features"))
     preds = {"model": pipeline.predict_likes(model, test_d)}
     for name in BASELINES:  # the same registry, fitted on the same train rows

@@ -113,3 +113,18 @@ def test_unwritable_cache_reads_the_files_without_it(tmp_path, monkeypatch, capl
     posts, users, _ = columnar.ProfilesFolder(folder).read()
     same((posts, users, _), plain(folder))
     assert "not usable" in caplog.text
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 1 << 20])
+def test_list_columns_made_python_lists_a_slice_at_a_time(monkeypatch, rows):
+    """Tag and mention lists come from Arrow a slice of LIST_ROWS rows at a time (bounded
+    temporaries at 10 M posts): the same lists (nulls, empty lists, null values, sliced and
+    chunked arrays) whatever the slice."""
+    import pyarrow as pa
+
+    monkeypatch.setattr(columnar, "LIST_ROWS", rows)
+    arr = pa.array([["a", "b"], [], None, ["b"], ["c", None, "a"], []] * 5, pa.list_(pa.string()))
+    ref = arr.to_pylist()
+    assert columnar._lists(arr) == ref
+    assert columnar._lists(arr.slice(3, 20)) == ref[3:23]
+    assert columnar._lists(pa.chunked_array([arr.slice(0, 4), arr.slice(4)])) == ref

@@ -152,3 +152,24 @@ def test_synthetic_is_deterministic_and_reads_like_profiles(tmp_path):
     latent = pd.read_csv(a / "latent.csv")
     assert set(latent.columns) >= {"alias", "filename", "quality", "visual_class"}
     shutil.rmtree(b)
+
+
+@pytest.mark.parametrize("users_kind", ["all", "one missing", "none", "object aliases"])
+def test_user_counts_join_like_a_left_merge(make_cfg, users_kind):
+    """join_user_counts adds the three counts without copying the table; the result is what
+    pandas' left merge gives (dtypes too: NaN, so floats, where a user has no row)."""
+    from likepred.data import join_user_counts, read_posts
+
+    posts, users, _, _ = read_posts(make_cfg().data)
+    cols = ["alias", "followers", "following", "posts_count"]
+    if users_kind == "one missing":
+        users = users[users["alias"] != posts["alias"].iloc[3]]
+    elif users_kind == "none":
+        users = users.iloc[:0]
+    elif users_kind == "object aliases":
+        posts = posts.assign(alias=posts["alias"].astype(object))
+        users = users.assign(alias=users["alias"].astype(object))
+    got = join_user_counts(posts, users)
+    want = posts.merge(users[cols], on="alias", how="left")
+    pd.testing.assert_frame_equal(got, want)
+    assert users_kind in ("all", "object aliases") or got["followers"].isna().any()

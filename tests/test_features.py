@@ -246,3 +246,36 @@ def test_user_habits_of_no_rows_and_a_split_without_val_rows(make_cfg):
     assert "habit_log_n" in pipe.names["meta"]
     assert va.inputs["meta"].shape == (0, tr.inputs["meta"].shape[1]) and len(va.y) == 0
     assert np.isfinite(te.inputs["meta"]).all()
+
+
+def test_fitted_features_forget_the_table_of_every_post_and_transform_the_same(make_cfg):
+    """`forget_posts` (train drops the full table once the rows are split and fitted): no extractor
+    holds every post any more, and transforms give what they gave before."""
+    cfg = make_cfg("features=text_habits")
+    data = load_dataset(cfg.data)
+    split = make_split(data.posts, cfg.split)
+    features = build_features(cfg.features, data)
+    pipe = Pipeline(features, build_target(cfg.target))
+    _, _, test = pipe.prepare(data.posts, split)
+    assert any(e.context.all_posts is not None for e in features.extractors)  # user_habits fits on them
+    features.forget_posts()
+    assert all(e.context.all_posts is None for e in features.extractors)
+    again = features.transform(test.posts)
+    for block, x in test.inputs.items():
+        np.testing.assert_array_equal(again[block], x)
+
+
+def test_fitted_user_stats_pickle_without_the_train_rows(make_cfg):
+    """UserStats travels in the packaged pipeline: after its leave-one-out table was made (and
+    shared through UserStats.of) it pickles, without the train rows' likes, and predicts the same."""
+    import pickle
+
+    cfg = make_cfg()
+    data = load_dataset(cfg.data)
+    split = make_split(data.posts, cfg.split)
+    train = data.posts.iloc[split.train].reset_index(drop=True)
+    stats = UserStats.of(train)
+    assert UserStats.of(train) is stats and stats.loo_table(train) is stats.loo_table(train)
+    back = pickle.loads(pickle.dumps(stats))
+    assert not hasattr(back, "_likes") and not hasattr(back, "_groups")
+    pd.testing.assert_frame_equal(back.table(data.posts), stats.table(data.posts))

@@ -43,3 +43,23 @@ def test_path_blocks_are_left_out():
     table = permutation_importance(lambda x: np.full(5, 2.0), inputs, np.full(5, 2.0),
                                    [("one", {"meta": [0]}), ("images", {"images": [0]})], repeats=2)
     assert list(table["feature"]) == ["one"]
+
+
+def test_importance_rows_are_a_seeded_sample_with_inputs_targets_and_posts_aligned():
+    """evaluate.importance_max_rows: permutation importance on a sample of the val rows
+    (ModelData.sample), each row's inputs, target and post kept together."""
+    from likepred.pipeline import ModelData
+
+    n = 1000
+    posts = pd.DataFrame({"alias": [f"u{i % 7}" for i in range(n)], "likes": np.arange(n) + 1})
+    data = ModelData({"meta": np.arange(n, dtype=np.float32)[:, None] * [1, 2]}, np.arange(n) * 10.0, posts)
+    assert data.sample(None) is data and data.sample(n) is data
+    rows = data.sample(100, seed=3)
+    assert len(rows) == 100 and rows.inputs["meta"].shape == (100, 2)
+    ix = rows.inputs["meta"][:, 0].astype(int)
+    assert (np.diff(ix) > 0).all()  # in their order, no row twice
+    np.testing.assert_array_equal(rows.y, ix * 10.0)
+    np.testing.assert_array_equal(rows.posts["likes"], ix + 1)
+    np.testing.assert_array_equal(rows.inputs["meta"][:, 1], ix * 2)
+    np.testing.assert_array_equal(data.sample(100, seed=3).inputs["meta"], rows.inputs["meta"])  # seeded
+    assert not np.array_equal(data.sample(100, seed=4).inputs["meta"], rows.inputs["meta"])

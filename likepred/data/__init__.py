@@ -77,6 +77,38 @@ def parse_scrape_date(cfg):
         raise DataError(f"not a date: {cfg.scrape_date!r} (e.g. 2017-05-01)", field="data.scrape_date") from None
 
 
+USER_COUNTS = ["followers", "following", "posts_count"]
+
+
+def join_user_counts(posts: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
+    """`posts` with its user's counts as columns: a left join on alias (NaN where the user has no
+    row), adding three columns instead of copying the whole table as a merge does."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not users["alias"].is_unique:  # not from our readers; a merge repeats such a user's posts
+        return posts.merge(users[["alias", *USER_COUNTS]], on="alias", how="left")
+    at = pc.index_in(pa.array(posts["alias"]), value_set=pa.array(users["alias"])).fill_null(-1).to_numpy()
+    found = at >= 0
+    out = posts.copy(deep=False)
+    for c in USER_COUNTS:
+        values = users[c].to_numpy()
+        col = values[np.where(found, at, 0)] if len(values) else np.zeros(len(at), dtype=values.dtype)
+        if not found.all():
+            col = np.where(found, col, np.nan)
+        out[c] = col
+    return out
+
+
+def release_unused() -> None:
+    """Hand Arrow's freed pages back to the system (its pool keeps them: GBs after copies of a
+    table of millions of posts)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def load_dataset(cfg, images: str | None = None, labels: str | None = None) -> Dataset:
     """The data of `cfg` (the data group), filtered; `images`, `labels`: the image folder and label
     file (images.dir, paths.labels; None: the data's own)."""
@@ -84,8 +116,9 @@ def load_dataset(cfg, images: str | None = None, labels: str | None = None) -> D
     scrape = parse_scrape_date(cfg)
     scrape = posts["date"].max() if scrape is None else scrape
     posts = apply_filters(posts, users, cfg, scrape)
-    posts = posts.merge(users[["alias", "followers", "following", "posts_count"]], on="alias", how="left")
-    users = users[users["alias"].isin(posts["alias"])].reset_index(drop=True)
+    posts = join_user_counts(posts, users)
+    users = users[users["alias"].isin(posts["alias"].unique())].reset_index(drop=True)
+    release_unused()
     image_dir, drawn, drawn_labels = images, None, None
     if image_dir is None and cfg.source == "instaloader":
         image_dir = cfg.get("path")  # the pictures lie beside the metadata

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 VERSION = 1  # bump when what a part or the index holds changes
 RACY_S = 3.0  # files written this recently are re-read every time (mtime granularity)
 CHUNK_BYTES = 32 << 20  # at most this much JSON per task (a worker holds its chunk's objects)
+LIST_ROWS = 1 << 20  # rows of a list column made Python lists at a time
 POOL_BYTES = 64 << 20  # smaller folders are parsed in this process (a pool costs 1-3 s to start)
 
 
@@ -93,10 +94,16 @@ def _lists(arr) -> list:
     # one Python string per distinct value, shared by every list holding it (a tag used a million
     # times is one object, not a million)
     enc = pc.dictionary_encode(arr.flatten())
-    flat = np.array(enc.dictionary.to_pylist() + [None], dtype=object)[
-        enc.indices.fill_null(len(enc.dictionary)).to_numpy()].tolist()
-    off = (arr.offsets.to_numpy() - arr.offsets[0].as_py()).tolist()
-    out = [flat[a:b] for a, b in zip(off[:-1], off[1:])]
+    names = np.array(enc.dictionary.to_pylist() + [None], dtype=object)
+    codes = enc.indices.fill_null(len(enc.dictionary)).to_numpy()
+    offsets = arr.offsets.to_numpy()
+    offsets = offsets - offsets[0]
+    out = []
+    for start in range(0, len(arr), LIST_ROWS):  # the flat values a slice at a time: bounded temporaries
+        off = offsets[start:start + LIST_ROWS + 1]
+        flat = names[codes[off[0]:off[-1]]].tolist()
+        off = (off - off[0]).tolist()
+        out.extend(flat[a:b] for a, b in zip(off[:-1], off[1:]))
     if arr.null_count:
         for i in np.flatnonzero(pc.is_null(arr).to_numpy(zero_copy_only=False)):
             out[i] = None

@@ -102,6 +102,15 @@ class FeatureSet:
     def leaky(self) -> bool:
         return any(e.leaky for e in self.extractors)
 
+    def forget_posts(self) -> None:
+        """Once fitted: drop the context's table of every post (only `fit` reads `all_posts`), so
+        the full table is not held beside the train, val and test rows (GBs at 10 M posts)."""
+        import dataclasses
+
+        for e in self.extractors:
+            if getattr(e, "context", None) is not None and e.context.all_posts is not None:
+                e.context = dataclasses.replace(e.context, all_posts=None)
+
     @property
     def needs_images(self) -> bool:
         return any(e.uses_images for e in self.extractors)
