@@ -105,3 +105,21 @@ def test_dense_training_takes_at_most_max_steps_per_epoch(make_cfg, caplog, max_
         assert steps == -(-len(train) // 64) > 3
     else:
         assert 0 < steps <= 3 and "training with batches of" in caplog.text
+
+
+def test_a_trained_dense_net_predicts_with_numpy_as_it_is_served(make_cfg):
+    """After fit a dense net predicts through its NumPy form (the packaged model's), close to
+    Keras's own predictions; the form is left out of the pickle (it travels as net.npz)."""
+    import pickle
+
+    from likepred.models.numpy_net import NumpyNet
+
+    cfg = make_cfg("model=dense_meta", "trainer.epochs=2")
+    _, _, train, val, test = prepared(cfg)
+    est = build_model(cfg)
+    est.fit(train, val)
+    assert isinstance(est.served_, NumpyNet)
+    ours = est.predict(test)
+    theirs = np.asarray(est.model.predict(test.inputs, verbose=0)).reshape(-1)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).mean())
+    assert "served_" not in pickle.loads(pickle.dumps(est)).__dict__

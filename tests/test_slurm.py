@@ -5,6 +5,7 @@ signs the credentials). Needs root (slurmd runs jobs as their user) and a machin
 the daemons start; where they cannot, the test skips and says why (CI prints it with -rs).
 """
 
+import getpass
 import os
 import shutil
 import socket
@@ -104,12 +105,20 @@ def slurm():
             time.sleep(1)
         yield env, d
     finally:
+        if started:  # jobs a failed test left running go first, while the daemons can still end them
+            subprocess.run(["scancel", "--full", "--user", getpass.getuser()], env=env, capture_output=True, timeout=30)
+            for _ in range(20):
+                queue = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
+                if queue.returncode or not queue.stdout.strip():
+                    break
+                time.sleep(0.5)
         for pid_file in started:
             try:
                 os.kill(int(pid_file.read_text().split()[0]), 15)
             except (OSError, ValueError):
                 pass
         time.sleep(1)
+        subprocess.run(["pkill", "-f", str(d)], capture_output=True)  # a job script that outlived them
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -182,7 +182,7 @@ class EvaluateConfig:
     mature_days: float = rng(7.0, lo=0)
     calibrate: bool = True
     importance_repeats: int = rng(5, lo=0)
-    importance_max_rows: Optional[int] = rng(200_000, lo=1)
+    importance_max_rows: Optional[int] = rng(50_000, lo=1)
     bootstrap: int = rng(1000, lo=0)
     seed: int = seed_field()
 

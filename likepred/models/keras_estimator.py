@@ -92,7 +92,21 @@ def epoch_progress(epochs: int, stream=None):
 # Batches a Keras call runs before handing back (callbacks and logs once per call, not per step):
 # the same steps and weights, ~35% less time an epoch at 256 rows a batch on a CPU
 STEPS_PER_EXECUTION = 16
+NUMPY_ROWS = 1 << 18  # rows a NumPy pass takes at a time (its layer outputs stay small at millions of rows)
 PREDICT_BATCH = 16384  # rows per prediction step of in-memory inputs (permutation importance predicts val ~100 times)
+
+
+def _numpy_form(model):
+    """The net as NumpyNet (None when a layer is not one NumPy runs, or the two disagree)."""
+    import logging
+
+    from likepred.models.numpy_net import NotDense, NumpyNet
+
+    try:
+        return NumpyNet.from_keras(model)
+    except NotDense as e:
+        logging.getLogger(__name__).debug("net run by Keras: %s", e)
+        return None
 
 
 def epoch_batch_size(rows: int, batch_size: int, max_steps: int | None) -> int:
@@ -114,7 +128,8 @@ def epoch_batch_size(rows: int, batch_size: int, max_steps: int | None) -> int:
 
 
 class KerasEstimator(Estimator):
-    weights = ("model",)  # the net travels as a .keras file (and NumPy weights) beside the pipeline
+    weights = ("model", "served_")  # the net travels as a .keras file (and NumPy weights) beside the pipeline
+    served_ = None  # after fit: the net's NumPy form (all dense layers), which predicts as the package will
 
     def __init__(self, builder, cfg):
         self.builder, self.cfg = builder, cfg
@@ -152,13 +167,20 @@ class KerasEstimator(Estimator):
             data = {"x": train.inputs, "y": train.y, "validation_data": (val.inputs, val.y) if has_val else None,
                     "batch_size": batch, "validation_batch_size": batch, "shuffle": True}
         history = self.model.fit(**data, epochs=t.epochs, verbose=verbose, callbacks=callbacks)
+        self.served_ = None if streamed else _numpy_form(self.model)
         return history.history
 
     def predict(self, data):
         from likepred.models.numpy_net import NumpyNet
 
-        if isinstance(self.model, NumpyNet):  # a served dense net: no Keras import (see load)
-            return np.asarray(self.model.predict(data.inputs)).reshape(-1)
+        # a dense net runs as NumPy: as it is served (no Keras import, see load), and in the run's
+        # evaluation without Keras's per-call cost (permutation importance predicts ~100 times)
+        net = self.model if isinstance(self.model, NumpyNet) else self.served_
+        if net is not None:
+            n = len(next(iter(data.inputs.values()))) if data.inputs else 0
+            parts = [np.asarray(net.predict({b: x[i:i + NUMPY_ROWS] for b, x in data.inputs.items()})).reshape(-1)
+                     for i in range(0, n, NUMPY_ROWS)]
+            return np.concatenate(parts) if parts else np.zeros(0)
         from likepred.images.dataset import has_images, image_batches
 
         if has_images(data.inputs):
@@ -170,15 +192,10 @@ class KerasEstimator(Estimator):
     def save(self, folder):
         """The net as a .keras file and, when it is all dense layers, as weights NumPy runs
         (likepred.models.numpy_net: no Keras import to serve it)."""
-        import logging
-
-        from likepred.models.numpy_net import NotDense, NumpyNet
-
         self.model.save(str(folder / "model.keras"))
-        try:
-            NumpyNet.from_keras(self.model).save(folder)
-        except NotDense as e:
-            logging.getLogger(__name__).debug("packaged net served by Keras: %s", e)
+        net = self.served_ if self.served_ is not None else _numpy_form(self.model)
+        if net is not None:
+            net.save(folder)
 
     def load(self, folder, backend=None):
         """The net: its NumPy form when there is one, else the .keras file (in Keras's safe mode,
