@@ -182,10 +182,11 @@ class UserStats:
 
     def table(self, posts: pd.DataFrame) -> pd.DataFrame:
         """Stats of each row's user from all train rows (for rows not in train)."""
-        known = posts["alias"].isin(self.table_.index).to_numpy()
+        at = self.table_.index.get_indexer(posts["alias"])  # -1: a user with no train rows
+        known = at >= 0
         out = self.cold(posts)
-        if known.any():
-            out.loc[known, self.table_.columns] = self.table_.loc[posts["alias"][known]].to_numpy()
+        if known.any():  # positions, not isin/.loc: those turned every user's name into a Python string per call
+            out.loc[known, self.table_.columns] = self.table_.to_numpy()[at[known]]
         return out[["n"] + STATS]
 
     def loo_table(self, train: pd.DataFrame) -> pd.DataFrame:
