@@ -150,7 +150,7 @@ def test_a_typo_stops_the_app_fast_with_one_line(cache_dir, tmp_path):
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines == ["likepred: error: trainer.epoch: unknown key (did you mean 'epochs'?); "
-                     "known: epochs, batch_size, patience, verbose"], proc.stderr
+                     "known: epochs, batch_size, max_steps_per_epoch, patience, verbose"], proc.stderr
     assert elapsed < 20  # well under 5 s on a quiet machine; generous for a loaded CI
     assert not (tmp_path / "m.db").exists()  # refused before MLflow or any data was touched
 
