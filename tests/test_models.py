@@ -123,3 +123,22 @@ def test_a_trained_dense_net_predicts_with_numpy_as_it_is_served(make_cfg):
     theirs = np.asarray(est.model.predict(test.inputs, verbose=0)).reshape(-1)
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).mean())
     assert "served_" not in pickle.loads(pickle.dumps(est)).__dict__
+
+
+def test_running_several_steps_a_call_trains_the_same_weights(make_cfg, monkeypatch):
+    """STEPS_PER_EXECUTION only changes how often Keras hands back (callbacks, logs): the same
+    batches in the same order, so the same weights as one step a call."""
+    from likepred.models import keras_estimator
+
+    cfg = make_cfg("model=dense_meta", "trainer.epochs=2")
+    _, _, train, val, _ = prepared(cfg)
+    weights = {}
+    for steps in (1, keras_estimator.STEPS_PER_EXECUTION):
+        monkeypatch.setattr(keras_estimator, "STEPS_PER_EXECUTION", steps)
+        est = build_model(cfg)
+        est.fit(train, val)
+        weights[steps] = [np.asarray(w) for w in est.model.get_weights()]
+    one, many = weights.values()
+    assert keras_estimator.STEPS_PER_EXECUTION > 1 and len(one) == len(many)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a, b)
