@@ -111,8 +111,8 @@ def _profile_matrix(frame: pd.DataFrame) -> np.ndarray:
     return np.column_stack([np.ones(len(x)), x])
 
 
-# the last train frame fitted by `UserStats.of` (a weak reference), its stats and their leave-one-out table
-_SHARED: list = [None, None, None]
+# weak references to the last train frame `UserStats.of` fitted and to its stats (nothing is kept alive)
+_SHARED: list = [None, None]
 
 
 class UserStats:
@@ -121,15 +121,16 @@ class UserStats:
         """The stats fitted on `train`, shared by everything fitted on that same frame: the target
         and the `user_history` features fit on the same train rows, so one fit and one
         leave-one-out table serve both (the frame is held weakly; any other frame fits anew)."""
-        ref, stats, _ = _SHARED
-        if ref is not None and ref() is train and stats.rows_ == len(train):
+        ref, stats_ref = _SHARED
+        stats = stats_ref() if stats_ref is not None else None
+        if stats is not None and ref() is train and stats.rows_ == len(train):
             return stats
         stats = cls().fit(train)
-        _SHARED[:] = [weakref.ref(train), stats, None]
+        _SHARED[:] = [weakref.ref(train), weakref.ref(stats)]
         return stats
 
-    def __getstate__(self):  # what predictions need: not the train rows' likes and groups (fit-time only)
-        return {k: v for k, v in self.__dict__.items() if k not in ("_groups", "_likes")}
+    def __getstate__(self):  # what predictions need: not the train rows' likes, groups, leave-one-out table
+        return {k: v for k, v in self.__dict__.items() if k not in ("_groups", "_likes", "_loo")}
 
     def fit(self, train: pd.DataFrame) -> "UserStats":
         likes = train["likes"].to_numpy(dtype=float)
@@ -138,7 +139,7 @@ class UserStats:
         cols = list(_stats(np.ones(2)))
         self.table_ = pd.DataFrame(np.array([[d[c] for c in cols] for d in per_user], dtype=float).reshape(-1, len(cols)),
                                    index=pd.Index(list(groups), dtype=train["alias"].dtype), columns=cols)
-        self.rows_ = len(train)
+        self.rows_, self._loo = len(train), None
         self._groups, self._likes = groups, likes
         self.global_log_std_ = float(np.nanmedian(self.table_["log_std"])) if len(self.table_) else 1.0
         self.table_["log_std"] = self.table_["log_std"].fillna(self.global_log_std_)
@@ -192,9 +193,9 @@ class UserStats:
     def loo_table(self, train: pd.DataFrame) -> pd.DataFrame:
         """Stats for the train rows the model was fitted on, each without itself (computed once
         per train frame; callers read it, never write)."""
-        ref, stats, loo = _SHARED
-        if loo is not None and stats is self and ref() is train:
-            return loo
+        loo = getattr(self, "_loo", None)  # (not kept in a pickle)
+        if loo is not None and loo[0]() is train:
+            return loo[1]
         out = self.cold(train)
         cols = list(_stats(np.ones(2)))
         vals = out[cols].to_numpy(dtype=float, copy=True)  # filled in numpy: a pandas write per user took seconds
@@ -205,6 +206,5 @@ class UserStats:
         out["log_std"] = out["log_std"].fillna(self.global_log_std_)
         out["lognormal"] = self._lognormal(out)
         out = out[["n"] + STATS]
-        if _SHARED[1] is self and _SHARED[0]() is train:
-            _SHARED[2] = out
+        self._loo = (weakref.ref(train), out)
         return out
