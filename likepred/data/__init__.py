@@ -14,7 +14,7 @@ import pandas as pd
 
 from likepred.data import profiles, study_csv
 from likepred.data.filters import apply_filters
-from likepred.data.schema import Dataset, posts_and_users
+from likepred.data.schema import Dataset, posts_and_users, release_unused
 from likepred.errors import DataError
 from likepred.registry import Registry
 
@@ -99,14 +99,6 @@ def join_user_counts(posts: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
             col = np.where(found, col, np.nan)
         out[c] = col
     return out
-
-
-def release_unused() -> None:
-    """Hand Arrow's freed pages back to the system (its pool keeps them: GBs after copies of a
-    table of millions of posts)."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
 
 
 def load_dataset(cfg, images: str | None = None, labels: str | None = None) -> Dataset:

@@ -285,7 +285,7 @@ class ProfilesFolder:
                     table = pa.ipc.open_file(source).read_all()
                 posts = to_posts(table)[0]
                 del table
-                pa.default_memory_pool().release_unused()  # Arrow's pool keeps freed pages (GBs at 10 M posts)
+                schema.release_unused()
                 skips = schema.Skips()
                 skips.rows, skips.files, skips.records, skips.duplicates = (
                     [tuple(r) for r in meta["rows"]], meta["files"], meta["records"], meta["duplicates"])
@@ -362,7 +362,7 @@ class ProfilesFolder:
                 if old.name not in live_parts:
                     old.unlink(missing_ok=True)
         del table, tables
-        pa.default_memory_pool().release_unused()
+        schema.release_unused()
         return posts, users, skips
 
     def _parse(self, names, stats, scrape_date, cache, workers):

@@ -430,6 +430,14 @@ def assemble(results, on_error: str = "error"):
 _DATE_UNIT = pd.to_datetime([EARLIEST], utc=True).unit  # what pandas makes of datetimes (us in pandas 3)
 
 
+def release_unused() -> None:
+    """Hand Arrow's freed pages back to the system (its pool keeps them: GBs after a read or a copy
+    of a table of millions of posts)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
 def posts_frame(alias, file, columns) -> pd.DataFrame:
     """The posts table from concatenated FileResult columns (`alias` and `file`: one per post).
     Text columns are Python lists (pandas infers their dtype, as it did from row dicts) or pandas
